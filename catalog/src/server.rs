@@ -1,0 +1,193 @@
+//! The catalog's HTTP side: handlers, the restock thread, the invalidation sender and the snapshot
+//! writer.
+
+use crate::store::Catalog;
+use clap::Parser;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
+use shared::protocol::{Invalidate, Purchase};
+use shared::{log, Error, Result};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a push of an invalidation to the front-end may take.
+const INVALIDATE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Most takes listed by one `GET /internal/takes`.
+const TAKES_PAGE: usize = 1000;
+
+/// The catalog's flags. Each can also be set as `TOYSTORE_<FLAG>`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "catalog", version, about = "The toy store's catalog: products, stock, restocking, cache invalidation")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "TOYSTORE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: String,
+    /// Folder of catalog.csv and catalog-journal.csv (created with the default toys when missing).
+    #[arg(long, env = "TOYSTORE_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// The front-end's internal address, where invalidations go (empty: send none).
+    #[arg(long, env = "TOYSTORE_FRONTEND", default_value = "http://127.0.0.1:8082")]
+    pub frontend: String,
+    /// Seconds between restock checks; out-of-stock toys go back to 100.
+    #[arg(long, env = "TOYSTORE_RESTOCK_INTERVAL", default_value_t = 10.0)]
+    pub restock_interval: f64,
+    /// Shared secret internal calls must carry (none: internal calls are not checked).
+    #[arg(long, env = "TOYSTORE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// HTTP worker threads.
+    #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = http::DEFAULT_WORKERS)]
+    pub workers: usize,
+}
+
+/// A running catalog.
+pub struct Running {
+    server: Server,
+    catalog: Arc<Catalog>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The catalog itself.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Stops the server and the threads, then writes a checkpoint so hand edits of catalog.csv made
+    /// while it is stopped are respected on the next start.
+    pub fn stop(self) -> Result<()> {
+        self.server.stop();
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.catalog.checkpoint()
+    }
+}
+
+/// Opens the catalog in `config.data` and serves it on `listener`.
+pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
+    if !(config.restock_interval.is_finite() && config.restock_interval > 0.0) {
+        return Err(Error::BadRequest("--restock-interval must be a positive number of seconds".into()));
+    }
+    let (changed_tx, changed_rx) = bounded(4096);
+    let (snapshot_tx, snapshot_rx) = bounded(1);
+    let catalog = Arc::new(Catalog::open(&config.data)?.with_notifications(changed_tx, snapshot_tx));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+
+    let (c, s, every) = (catalog.clone(), stop.clone(), Duration::from_secs_f64(config.restock_interval));
+    threads.push(spawn("restock", move || restock_loop(&c, &s, every)));
+    let (c, s) = (catalog.clone(), stop.clone());
+    threads.push(spawn("snapshot", move || snapshot_loop(&c, &s, &snapshot_rx)));
+    let frontend = config.frontend.trim_end_matches('/').to_string();
+    let peer = Peer::new(INVALIDATE_TIMEOUT, config.secret.clone());
+    let s = stop.clone();
+    threads.push(spawn("invalidate", move || invalidate_loop(&frontend, &peer, &s, &changed_rx)));
+
+    let c = catalog.clone();
+    let handler: Handler = Arc::new(move |r: &Request| handle(&c, r));
+    let mut options = ServerOptions::internal(config.secret.clone());
+    options.workers = config.workers;
+    let server = Server::start(listener, options, handler)?;
+    log!("catalog", "serving {} toys on {} (data in {})", catalog.products().len(), server.addr(), config.data.display());
+    Ok(Running { server, catalog, stop, threads })
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new().name(name.into()).spawn(f).expect("spawn thread")
+}
+
+/// Routes one request.
+pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
+    match (&r.method, r.segments().as_slice()) {
+        (Method::Get, ["products", name]) => match http::percent_decode(name) {
+            Some(name) => Reply::from_result(catalog.product(&name)),
+            None => Reply::error(&Error::BadRequest("product name is not UTF-8".into())),
+        },
+        (Method::Get, ["products"]) => Reply::data(catalog.products()),
+        (Method::Post, ["internal", "take"]) => Reply::from_result(r.json::<Purchase>().and_then(|p| catalog.take(&p))),
+        (Method::Get, ["internal", "takes"]) => match r.query_param("after").unwrap_or("0").parse::<u64>() {
+            Ok(after) => Reply::data(catalog.takes_after(after, TAKES_PAGE)),
+            Err(_) => Reply::error(&Error::BadRequest("`after` must be a number".into())),
+        },
+        (Method::Get, ["internal", "health"]) => Reply::data("ok"),
+        (_, ["products", _] | ["products"] | ["internal", "take" | "takes" | "health"]) => {
+            Reply::error(&Error::MethodNotAllowed(format!("{:?} is not allowed on {}", r.method, r.path)))
+        }
+        _ => Reply::error(&Error::NotFound(format!("no such path: {}", r.path))),
+    }
+}
+
+fn restock_loop(catalog: &Catalog, stop: &AtomicBool, every: Duration) {
+    let mut next = Instant::now() + every;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())));
+        if Instant::now() < next {
+            continue;
+        }
+        next += every;
+        match catalog.restock() {
+            Ok(names) if !names.is_empty() => log!("catalog", "restocked {}", names.join(", ")),
+            Ok(_) => {}
+            Err(e) => log!("catalog", "restock failed: {e}"),
+        }
+    }
+}
+
+fn snapshot_loop(catalog: &Catalog, stop: &AtomicBool, wake_rx: &Receiver<()>) {
+    while !stop.load(Ordering::SeqCst) {
+        match wake_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) => {
+                if let Err(e) = catalog.write_snapshot() {
+                    log!("catalog", "cannot write the snapshot: {e}");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Pushes the names of changed toys to the front-end, in batches: everything that changed while the
+/// previous push was under way goes in the next one.
+fn invalidate_loop(frontend: &str, peer: &Peer, stop: &AtomicBool, changed_rx: &Receiver<String>) {
+    let url = format!("{frontend}/internal/invalidate");
+    let mut failing = false;
+    while !stop.load(Ordering::SeqCst) {
+        let first = match changed_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(n) => n,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if frontend.is_empty() {
+            continue;
+        }
+        let mut names = vec![first];
+        names.extend(changed_rx.try_iter());
+        names.sort();
+        names.dedup();
+        match peer.post::<_, serde_json::Value>(&url, &Invalidate { names }) {
+            Ok(_) if failing => {
+                failing = false;
+                log!("catalog", "invalidations reach the front-end again");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                log!("catalog", "cannot push an invalidation to {url}: {e}");
+            }
+            Err(_) => {}
+        }
+    }
+}

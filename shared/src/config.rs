@@ -1,0 +1,84 @@
+//! Parsing of flag values shared by several binaries.
+
+use crate::protocol::ReplicaId;
+use std::fmt;
+use std::str::FromStr;
+
+/// The order replicas: `1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaList(pub Vec<(ReplicaId, String)>);
+
+/// The default replica list of the contract.
+pub const DEFAULT_REPLICAS: &str = "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093";
+
+impl FromStr for ReplicaList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut list = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (id, url) = item.split_once('=').ok_or_else(|| format!("`{item}` is not ID=URL"))?;
+            let id: ReplicaId = id.trim().parse().map_err(|_| format!("`{id}` is not a replica id"))?;
+            if id == 0 {
+                return Err("replica ids start at 1".into());
+            }
+            if list.iter().any(|(i, _)| *i == id) {
+                return Err(format!("replica id {id} appears twice"));
+            }
+            list.push((id, base_url(url)?));
+        }
+        if list.is_empty() {
+            return Err("no replicas given".into());
+        }
+        list.sort();
+        Ok(ReplicaList(list))
+    }
+}
+
+impl fmt::Display for ReplicaList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items: Vec<String> = self.0.iter().map(|(id, url)| format!("{id}={url}")).collect();
+        write!(f, "{}", items.join(","))
+    }
+}
+
+impl ReplicaList {
+    /// The URL of replica `id`.
+    pub fn url(&self, id: ReplicaId) -> Option<&str> {
+        self.0.iter().find(|(i, _)| *i == id).map(|(_, u)| u.as_str())
+    }
+
+    /// The ids, lowest first.
+    pub fn ids(&self) -> Vec<ReplicaId> {
+        self.0.iter().map(|(i, _)| *i).collect()
+    }
+}
+
+/// Checks that `url` is an `http://` base URL and drops a trailing `/`.
+pub fn base_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() => Ok(url.to_string()),
+        _ => Err(format!("`{url}` is not an http:// URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_list_parses_sorted() {
+        let l: ReplicaList = "3=http://h:3/,1=http://h:1".parse().unwrap();
+        assert_eq!(l.ids(), vec![1, 3]);
+        assert_eq!(l.url(3), Some("http://h:3"));
+        assert_eq!(DEFAULT_REPLICAS.parse::<ReplicaList>().unwrap().to_string(), DEFAULT_REPLICAS);
+    }
+
+    #[test]
+    fn bad_lists_are_refused_with_a_reason() {
+        for bad in ["", "1", "x=http://a", "0=http://a", "1=ftp://a", "1=http://a,1=http://b"] {
+            assert!(bad.parse::<ReplicaList>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Files that survive a SIGKILL.
+//!
+//! [`AppendFile`] is an append-only file with group commit: a request appends its line and then waits
+//! until the line is on disk. The first waiter to find no sync running writes everything pending and
+//! calls `fdatasync` once for all of it; the others wait for that sync. Under load many requests share
+//! one sync (about 180 µs here) instead of paying one each.
+//!
+//! [`write_atomic`] replaces a whole file so that a crash leaves either the old or the new content.
+//! [`repair_torn_tail`] cuts a last line that a crash left half written.
+
+use crate::error::{Error, Result};
+use parking_lot::{Condvar, Mutex};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// An append-only file whose appends become durable in groups.
+pub struct AppendFile {
+    path: PathBuf,
+    state: Mutex<AppendState>,
+    synced: Condvar,
+}
+
+struct AppendState {
+    file: File,
+    /// Bytes appended but not yet written.
+    pending: Vec<u8>,
+    /// Ticket of the newest append.
+    appended: u64,
+    /// Every ticket up to this one is on disk.
+    durable: u64,
+    /// A waiter is writing and syncing right now.
+    syncing: bool,
+    /// A failed write or sync: every later wait fails too, since the file's tail is unknown.
+    failed: Option<String>,
+}
+
+impl AppendFile {
+    /// Opens (creating if needed) `path` for appending.
+    pub fn open(path: &Path) -> Result<AppendFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(AppendFile {
+            path: path.to_path_buf(),
+            state: Mutex::new(AppendState {
+                file,
+                pending: Vec::new(),
+                appended: 0,
+                durable: 0,
+                syncing: false,
+                failed: None,
+            }),
+            synced: Condvar::new(),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `bytes` for the end of the file and returns a ticket for [`AppendFile::wait`]. Appends
+    /// reach the file in the order of their calls.
+    pub fn append(&self, bytes: &[u8]) -> u64 {
+        let mut s = self.state.lock();
+        s.pending.extend_from_slice(bytes);
+        s.appended += 1;
+        s.appended
+    }
+
+    /// Returns once the append with `ticket` (and every earlier one) is on disk.
+    pub fn wait(&self, ticket: u64) -> Result<()> {
+        let mut s = self.state.lock();
+        loop {
+            if let Some(e) = &s.failed {
+                return Err(Error::Io(format!("{}: {e}", self.path.display())));
+            }
+            if s.durable >= ticket {
+                return Ok(());
+            }
+            if s.syncing {
+                self.synced.wait(&mut s);
+                continue;
+            }
+            // This waiter writes the whole group.
+            s.syncing = true;
+            let batch = std::mem::take(&mut s.pending);
+            let upto = s.appended;
+            let mut file = s.file.try_clone()?;
+            drop(s);
+            let result = file.write_all(&batch).and_then(|_| file.sync_data());
+            s = self.state.lock();
+            s.syncing = false;
+            match result {
+                Ok(()) => s.durable = upto,
+                Err(e) => s.failed = Some(e.to_string()),
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Appends and waits: one durable write.
+    pub fn append_durably(&self, bytes: &[u8]) -> Result<()> {
+        let ticket = self.append(bytes);
+        self.wait(ticket)
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn flush(&self) -> Result<()> {
+        let ticket = self.state.lock().appended;
+        self.wait(ticket)
+    }
+
+    /// Replaces the whole file with `contents`, atomically, after everything appended so far is on
+    /// disk. Later appends go to the new file.
+    pub fn replace(&self, contents: &[u8]) -> Result<()> {
+        self.flush()?;
+        let mut s = self.state.lock();
+        while s.syncing {
+            self.synced.wait(&mut s);
+        }
+        write_atomic(&self.path, contents)?;
+        s.file = OpenOptions::new().append(true).open(&self.path)?;
+        Ok(())
+    }
+}
+
+/// Writes `contents` to `path` so that a crash leaves the old file or the new one, never a mix:
+/// a temporary file beside it, synced, renamed over it, and the folder synced.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Cuts an unfinished last line (no final newline: a write torn by a crash) off `path`, and returns
+/// the text cut, if any, so the caller can log it.
+pub fn repair_torn_tail(path: &Path) -> Result<Option<String>> {
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(None);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let cut = String::from_utf8_lossy(&bytes[keep..]).to_string();
+    truncate(&mut f, keep as u64)?;
+    Ok(Some(cut))
+}
+
+/// Shortens an open file to `len` bytes and syncs it.
+pub fn truncate(f: &mut File, len: u64) -> Result<()> {
+    f.set_len(len)?;
+    f.seek(SeekFrom::End(0))?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn concurrent_appends_all_land_in_order_of_their_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        let file = Arc::new(AppendFile::open(&path).unwrap());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (file, order) = (file.clone(), order.clone());
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let line = format!("{t}-{i}\n");
+                        // Record the order of appends under the same lock as the caller would hold.
+                        let ticket = {
+                            let mut o = order.lock();
+                            o.push(line.clone());
+                            file.append(line.as_bytes())
+                        };
+                        file.wait(ticket).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written, order.lock().concat());
+    }
+
+    #[test]
+    fn replace_swaps_the_content_and_appends_continue_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        let file = AppendFile::open(&path).unwrap();
+        file.append_durably(b"a\nb\n").unwrap();
+        file.replace(b"x\n").unwrap();
+        file.append_durably(b"y\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\ny\n");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.csv");
+        std::fs::write(&path, "h\n1,a\n2,b").unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap().as_deref(), Some("2,b"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "h\n1,a\n");
+        assert_eq!(repair_torn_tail(&path).unwrap(), None);
+        assert_eq!(repair_torn_tail(&dir.path().join("missing")).unwrap(), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! HTTP plumbing: a tiny_http server run by a pool of worker threads, JSON replies in the
+//! contract's envelope, and [`Peer`], the ureq client every call between services goes through.
+//!
+//! Handlers are plain functions `Fn(&Request) -> Reply`. The pool reads the body (refusing one larger
+//! than [`MAX_BODY`] with 413), checks the shared secret on internal servers (403), runs the handler
+//! and turns a panic into a 500, so a bug never kills a worker.
+
+use crate::error::{Error, Result};
+use crate::protocol::{Envelope, ErrorBody, SECRET_HEADER};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Largest request body any service accepts (a resync batch is sent as a reply, not a request body,
+/// but an append batch is a request body: 4 MiB holds tens of thousands of orders).
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Largest request body the public API accepts: a purchase is a few dozen bytes.
+pub const MAX_PUBLIC_BODY: usize = 16 << 10;
+
+/// Default number of worker threads per server. Handlers block on calls to other services, so the
+/// pool is larger than the number of cores.
+pub const DEFAULT_WORKERS: usize = 32;
+
+/// HTTP method of a request, as far as the services care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// Anything else: always 405 or 404.
+    Other(String),
+}
+
+/// A request as a handler sees it: already read, already authorised.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Path, without the query string, still percent-encoded.
+    pub path: String,
+    /// Query string without the `?` (empty when none).
+    pub query: String,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A request for tests and internal dispatch.
+    pub fn new(method: Method, url: &str, body: &[u8]) -> Request {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        Request { method, path: path.to_string(), query: query.to_string(), body: body.to_vec() }
+    }
+
+    /// The path split on `/`, without empty segments at the ends.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.trim_matches('/').split('/').collect()
+    }
+
+    /// A query parameter's value (not percent-decoded: the services only use numbers there).
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    }
+
+    /// The body parsed as JSON of type `T`, or 400 with what is wrong.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::BadRequest(format!("malformed body: {e}")))
+    }
+}
+
+/// A reply: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// 200 with `{"data": data}`.
+    pub fn data<T: Serialize>(data: T) -> Reply {
+        let body = serde_json::to_vec(&Envelope::Data { data }).expect("serialisable reply");
+        Reply { status: 200, body }
+    }
+
+    /// The error's status with `{"error": {"code", "message"}}`.
+    pub fn error(e: &Error) -> Reply {
+        let status = e.status();
+        let body: Envelope<()> = Envelope::Error { error: ErrorBody { code: status, message: e.message() } };
+        Reply { status, body: serde_json::to_vec(&body).expect("serialisable error") }
+    }
+
+    /// [`Reply::data`] or [`Reply::error`].
+    pub fn from_result<T: Serialize>(r: Result<T>) -> Reply {
+        match r {
+            Ok(d) => Reply::data(d),
+            Err(e) => Reply::error(&e),
+        }
+    }
+}
+
+/// Percent-decodes a path segment; None when the result is not UTF-8 or an escape is malformed.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A request handler.
+pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+/// How a server runs.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Worker threads taking requests.
+    pub workers: usize,
+    /// Largest accepted body.
+    pub max_body: usize,
+    /// When set, every request must carry this in [`SECRET_HEADER`] (internal servers).
+    pub secret: Option<String>,
+    /// Whether requests need the secret (false for the front-end's public server).
+    pub internal: bool,
+}
+
+impl ServerOptions {
+    /// Options for a server that only services call.
+    pub fn internal(secret: Option<String>) -> ServerOptions {
+        ServerOptions { workers: DEFAULT_WORKERS, max_body: MAX_BODY, secret, internal: true }
+    }
+
+    /// Options for the public API.
+    pub fn public() -> ServerOptions {
+        ServerOptions { workers: DEFAULT_WORKERS, max_body: MAX_PUBLIC_BODY, secret: None, internal: false }
+    }
+}
+
+/// A running server. Dropping it does not stop it; call [`Server::stop`].
+pub struct Server {
+    http: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+/// Binds a listener, with a message that names the address when it fails.
+pub fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))
+}
+
+impl Server {
+    /// Starts serving `handler` on an already bound listener (port 0 in tests).
+    pub fn start(listener: TcpListener, options: ServerOptions, handler: Handler) -> Result<Server> {
+        let addr = listener.local_addr()?;
+        let http = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| Error::Io(format!("cannot serve on {addr}: {e}")))?;
+        let http = Arc::new(http);
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = Arc::new(options);
+        let workers = (0..options.workers.max(1))
+            .map(|i| {
+                let (http, stop, handler, options) = (http.clone(), stop.clone(), handler.clone(), options.clone());
+                std::thread::Builder::new()
+                    .name(format!("http-{}-{i}", addr.port()))
+                    .spawn(move || worker(&http, &stop, &handler, &options))
+                    .expect("spawn worker")
+            })
+            .collect();
+        Ok(Server { http, stop, workers, addr })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests, lets the workers finish the ones they hold, and joins them.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for _ in 0..self.workers.len() {
+            self.http.unblock();
+        }
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(http: &tiny_http::Server, stop: &AtomicBool, handler: &Handler, options: &ServerOptions) {
+    while !stop.load(Ordering::SeqCst) {
+        match http.recv_timeout(Duration::from_millis(250)) {
+            Ok(Some(rq)) => respond(rq, handler, options),
+            Ok(None) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn respond(mut rq: tiny_http::Request, handler: &Handler, options: &ServerOptions) {
+    let (reply, close) = match prepare(&mut rq, options) {
+        Ok(req) => {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&req)));
+            (r.unwrap_or_else(|_| Reply::error(&Error::Internal("the handler panicked".into()))), false)
+        }
+        // The rest of a refused body is not read: close the connection rather than parse it.
+        Err(e) => (Reply::error(&e), true),
+    };
+    let mut response = tiny_http::Response::from_data(reply.body)
+        .with_status_code(reply.status)
+        .with_header(tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"));
+    if close {
+        response.add_header(tiny_http::Header::from_bytes("Connection", "close").expect("header"));
+    }
+    let _ = rq.respond(response);
+}
+
+/// Checks the secret and reads the body of a tiny_http request.
+fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Request> {
+    if options.internal {
+        if let Some(secret) = &options.secret {
+            let given = rq.headers().iter().find(|h| h.field.equiv(SECRET_HEADER)).map(|h| h.value.as_str());
+            if given != Some(secret.as_str()) {
+                return Err(Error::Forbidden("internal endpoint: missing or wrong secret".into()));
+            }
+        }
+    }
+    if rq.body_length().is_some_and(|n| n > options.max_body) {
+        return Err(Error::TooLarge(format!("body larger than {} bytes", options.max_body)));
+    }
+    let mut body = Vec::new();
+    rq.as_reader()
+        .take(options.max_body as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::BadRequest(format!("cannot read body: {e}")))?;
+    if body.len() > options.max_body {
+        return Err(Error::TooLarge(format!("body larger than {} bytes", options.max_body)));
+    }
+    let method = match rq.method() {
+        tiny_http::Method::Get => Method::Get,
+        tiny_http::Method::Post => Method::Post,
+        m => Method::Other(m.as_str().to_string()),
+    };
+    let mut req = Request::new(method, rq.url(), &[]);
+    req.body = body;
+    Ok(req)
+}
+
+/// The client side of calls between services: a pooled ureq agent with timeouts on every call and
+/// the shared secret on every request.
+#[derive(Clone)]
+pub struct Peer {
+    agent: ureq::Agent,
+    secret: Option<String>,
+}
+
+impl Peer {
+    /// A client whose calls fail after `timeout` (connecting fails after at most 500 ms).
+    pub fn new(timeout: Duration, secret: Option<String>) -> Peer {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_idle_connections_per_host(DEFAULT_WORKERS)
+            .max_idle_connections(4 * DEFAULT_WORKERS)
+            .timeout_connect(Some(timeout.min(Duration::from_millis(500))))
+            .timeout_global(Some(timeout))
+            .proxy(None)
+            .build()
+            .into();
+        Peer { agent, secret }
+    }
+
+    /// GET `url` and read `{"data": R}`.
+    pub fn get<R: DeserializeOwned>(&self, url: &str) -> Result<R> {
+        let mut rq = self.agent.get(url);
+        if let Some(s) = &self.secret {
+            rq = rq.header(SECRET_HEADER, s);
+        }
+        Self::read(rq.call())
+    }
+
+    /// POST `body` as JSON to `url` and read `{"data": R}`.
+    pub fn post<B: Serialize, R: DeserializeOwned>(&self, url: &str, body: &B) -> Result<R> {
+        let mut rq = self.agent.post(url).header("Content-Type", "application/json");
+        if let Some(s) = &self.secret {
+            rq = rq.header(SECRET_HEADER, s);
+        }
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
+        Self::read(rq.send(&bytes[..]))
+    }
+
+    fn read<R: DeserializeOwned>(
+        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<R> {
+        let mut response = response?;
+        let status = response.status().as_u16();
+        let bytes = response.body_mut().with_config().limit(64 << 20).read_to_vec()?;
+        match serde_json::from_slice::<Envelope<R>>(&bytes) {
+            Ok(Envelope::Data { data }) if status == 200 => Ok(data),
+            Ok(Envelope::Error { error }) => Err(Error::from_status(status, error.message)),
+            _ => Err(Error::from_status(status, format!("unexpected reply: {}", String::from_utf8_lossy(&bytes)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_accepts_utf8_and_refuses_the_rest() {
+        assert_eq!(percent_decode("Tux").as_deref(), Some("Tux"));
+        assert_eq!(percent_decode("Big%20Tux").as_deref(), Some("Big Tux"));
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decode("%FF"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn query_params_are_found_by_key() {
+        let r = Request::new(Method::Get, "/internal/log?from=5&limit=10", b"");
+        assert_eq!(r.path, "/internal/log");
+        assert_eq!(r.query_param("from"), Some("5"));
+        assert_eq!(r.query_param("limit"), Some("10"));
+        assert_eq!(r.query_param("x"), None);
+    }
+
+    fn echo_server(options: ServerOptions) -> Server {
+        let handler: Handler = Arc::new(|r: &Request| {
+            if r.path == "/panic" {
+                panic!("boom");
+            }
+            Reply::data(String::from_utf8_lossy(&r.body).to_string())
+        });
+        Server::start(bind("127.0.0.1:0").unwrap(), options, handler).unwrap()
+    }
+
+    #[test]
+    fn server_answers_checks_secret_limits_body_and_survives_panics() {
+        let mut options = ServerOptions::internal(Some("s3cret".into()));
+        options.max_body = 100;
+        options.workers = 2;
+        let server = echo_server(options);
+        let base = format!("http://{}", server.addr());
+        let good = Peer::new(Duration::from_secs(2), Some("s3cret".into()));
+        let bad = Peer::new(Duration::from_secs(2), Some("wrong".into()));
+        let none = Peer::new(Duration::from_secs(2), None);
+
+        let echoed: String = good.post(&format!("{base}/x"), &"hi").unwrap();
+        assert_eq!(echoed, "\"hi\"");
+        assert!(matches!(bad.post::<_, String>(&format!("{base}/x"), &"hi"), Err(Error::Forbidden(_))));
+        assert!(matches!(none.get::<String>(&format!("{base}/x")), Err(Error::Forbidden(_))));
+        let big = "x".repeat(200);
+        assert!(matches!(good.post::<_, String>(&format!("{base}/x"), &big), Err(Error::TooLarge(_))));
+        for _ in 0..4 {
+            assert!(matches!(good.get::<String>(&format!("{base}/panic")), Err(Error::Internal(_))));
+        }
+        // Both workers are still alive after the panics.
+        let echoed: String = good.post(&format!("{base}/x"), &1).unwrap();
+        assert_eq!(echoed, "1");
+        server.stop();
+    }
+
+    #[test]
+    fn a_dead_peer_is_a_retryable_transport_error() {
+        let addr = bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let peer = Peer::new(Duration::from_millis(300), None);
+        let err = peer.get::<String>(&format!("http://{addr}/x")).unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+    }
+}

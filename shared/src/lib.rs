@@ -1,0 +1,19 @@
+//! Pieces every service of the toy store shares.
+//!
+//! - [`protocol`]: every JSON body that crosses a socket, public or internal, in one place.
+//! - [`error`]: one error enum for the workspace, with the HTTP status chosen only at the edge.
+//! - [`http`]: the tiny_http worker pool, JSON replies, body limits, the shared secret on internal
+//!   calls, and the ureq agent every outgoing call uses (always with timeouts).
+//! - [`durable`]: an append-only file with group commit (one `fdatasync` for the writes of many
+//!   concurrent requests) and atomic whole-file replacement.
+//! - [`config`]: parsing of the replica list and other flag values.
+//! - [`shutdown`]: Ctrl-C / SIGTERM handling that lets `main` stop its servers and flush files.
+
+pub mod config;
+pub mod durable;
+pub mod error;
+pub mod http;
+pub mod protocol;
+pub mod shutdown;
+
+pub use error::{Error, Result};
