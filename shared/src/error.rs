@@ -31,7 +31,9 @@ pub enum Error {
     Indeterminate(String),
     /// A message from an older leader epoch was refused; carries the epoch the replica promised.
     StaleEpoch(u64),
-    /// The peer could not be reached or did not answer in time (connection refused, timeout).
+    /// The peer could not be reached: the request surely did not arrive (connection refused).
+    Unreachable(String),
+    /// The call failed after it may have arrived (reset, timeout): its effect is unknown.
     Transport(String),
     /// A file could not be read or written.
     Io(String),
@@ -49,7 +51,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) | Error::StaleEpoch(_) => 409,
             Error::TooLarge(_) => 413,
-            Error::Unavailable(_) | Error::Transport(_) => 503,
+            Error::Unavailable(_) | Error::Unreachable(_) | Error::Transport(_) => 503,
             Error::Indeterminate(_) => 504,
             Error::Io(_) | Error::Internal(_) => 500,
         }
@@ -75,7 +77,10 @@ impl Error {
 
     /// True when the same request may succeed if sent again (to the same or another peer).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Transport(_) | Error::Indeterminate(_))
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::Unreachable(_) | Error::Transport(_) | Error::Indeterminate(_)
+        )
     }
 
     /// The message without the kind.
@@ -89,6 +94,7 @@ impl Error {
             | Error::TooLarge(m)
             | Error::Unavailable(m)
             | Error::Indeterminate(m)
+            | Error::Unreachable(m)
             | Error::Transport(m)
             | Error::Io(m)
             | Error::Internal(m) => m.clone(),
@@ -128,7 +134,16 @@ impl From<serde_json::Error> for Error {
 
 impl From<ureq::Error> for Error {
     fn from(e: ureq::Error) -> Self {
-        Error::Transport(e.to_string())
+        use ureq::Timeout;
+        let refused = |e: &std::io::Error| {
+            matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable)
+        };
+        match &e {
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => Error::Unreachable(e.to_string()),
+            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => Error::Unreachable(e.to_string()),
+            ureq::Error::Io(io) if refused(io) => Error::Unreachable(e.to_string()),
+            _ => Error::Transport(e.to_string()),
+        }
     }
 }
 

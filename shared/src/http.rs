@@ -125,6 +125,19 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Percent-encodes a path segment (everything but unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A request handler.
 pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
@@ -331,6 +344,10 @@ mod tests {
         assert_eq!(percent_decode("%FF"), None);
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(percent_decode("%zz"), None);
+        for name in ["Tux", "Big Tux/é%", ""] {
+            assert_eq!(percent_decode(&percent_encode(name)).as_deref(), Some(name));
+        }
+        assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
     }
 
     #[test]

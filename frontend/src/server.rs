@@ -1,0 +1,529 @@
+//! The front-end's HTTP side: the public API, the internal endpoint for invalidations, and the
+//! monitor thread that watches the leader.
+
+use crate::cache::Cache;
+use crate::leader::{choose, Choice};
+use clap::Parser;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use shared::config::ReplicaList;
+use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
+use shared::protocol::{
+    Ballot, Invalidate, LeaderNotice, OrderCreated, OrderInfo, OrderNumber, Product, Purchase, ReplicaId,
+    ReplicaStatus,
+};
+use shared::{log, Error, Result};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Timeout of a ping or leader notice.
+const PING_TIMEOUT: Duration = Duration::from_millis(300);
+/// Timeout of a call to the leader. Above the leader's own wait for a quorum (2 s), so its 503 or 504
+/// arrives rather than a timeout.
+const LEADER_TIMEOUT: Duration = Duration::from_millis(2500);
+/// Timeout of a call to the catalog.
+const CATALOG_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a purchase may spend failing over between leaders before it is answered 503 or 504.
+const FAILOVER_BUDGET: Duration = Duration::from_secs(6);
+/// How long a purchase refused for lack of a quorum is retried before the 503 is passed on.
+const NO_QUORUM_BUDGET: Duration = Duration::from_millis(1000);
+/// How often the monitor pings the leader.
+const MONITOR_EVERY: Duration = Duration::from_millis(200);
+/// Missed pings after which the monitor chooses a leader again.
+const MISSED_PINGS: u32 = 2;
+/// Longest product name looked up.
+const MAX_NAME: usize = 256;
+
+/// The front-end's flags. Each can also be set as `TOYSTORE_<FLAG>`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "frontend", version, about = "The toy store's front-end: public API, product cache, leader selection")]
+pub struct Config {
+    /// Public address (the REST API).
+    #[arg(long, env = "TOYSTORE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Internal address, where the catalog pushes invalidations.
+    #[arg(long, env = "TOYSTORE_INTERNAL_LISTEN", default_value = "127.0.0.1:8082")]
+    pub internal_listen: String,
+    /// The catalog's URL.
+    #[arg(long, env = "TOYSTORE_CATALOG", default_value = "http://127.0.0.1:8081")]
+    pub catalog: String,
+    /// The order replicas: ID=URL,...
+    #[arg(long, env = "TOYSTORE_REPLICAS", default_value = shared::config::DEFAULT_REPLICAS)]
+    pub replicas: ReplicaList,
+    /// Products the cache holds at most.
+    #[arg(long, env = "TOYSTORE_CACHE_CAPACITY", default_value_t = 1000, conflicts_with = "no_cache")]
+    pub cache_capacity: usize,
+    /// Turn the product cache off.
+    #[arg(long, env = "TOYSTORE_NO_CACHE")]
+    pub no_cache: bool,
+    /// Shared secret internal calls must carry (none: internal calls are not checked).
+    #[arg(long, env = "TOYSTORE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// HTTP worker threads of the public server.
+    #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = http::DEFAULT_WORKERS)]
+    pub workers: usize,
+}
+
+/// The public body of `POST /orders`. Quantity is read as any JSON value and checked by hand, so that
+/// `1.5`, `"1"`, `-1` and `1e30` all get the same clear 400.
+#[derive(Deserialize, Debug)]
+struct BuyBody {
+    name: serde_json::Value,
+    quantity: serde_json::Value,
+    #[serde(default)]
+    request_id: Option<serde_json::Value>,
+}
+
+/// What `GET /internal/status` answers: for tests, tools and curious people.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct FrontendStatus {
+    /// The replica the front-end sends purchases to, if any.
+    pub leader: Option<ReplicaId>,
+    /// Its ballot.
+    pub ballot: Option<Ballot>,
+    /// Products cached.
+    pub cached: usize,
+    /// Cache hits so far.
+    pub hits: u64,
+    /// Cache misses so far.
+    pub misses: u64,
+}
+
+#[derive(Clone)]
+struct Leader {
+    choice: Choice,
+    url: String,
+}
+
+/// The front-end's state.
+pub struct Frontend {
+    catalog_url: String,
+    replicas: ReplicaList,
+    cache: Mutex<Cache>,
+    leader: Mutex<Option<Leader>>,
+    /// Held while a selection runs, so concurrent failures select once.
+    selecting: Mutex<()>,
+    known_epoch: AtomicU64,
+    ping: Peer,
+    orders: Peer,
+    catalog: Peer,
+    next_request: AtomicU64,
+    instance: String,
+    stop: AtomicBool,
+}
+
+/// A running front-end.
+pub struct Running {
+    public: Server,
+    internal: Server,
+    frontend: Arc<Frontend>,
+    monitor: JoinHandle<()>,
+}
+
+impl Running {
+    /// The public address.
+    pub fn addr(&self) -> SocketAddr {
+        self.public.addr()
+    }
+
+    /// The internal address.
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal.addr()
+    }
+
+    /// The front-end.
+    pub fn frontend(&self) -> &Arc<Frontend> {
+        &self.frontend
+    }
+
+    /// Stops both servers and the monitor.
+    pub fn stop(self) {
+        self.frontend.stop.store(true, Ordering::SeqCst);
+        self.public.stop();
+        self.internal.stop();
+        let _ = self.monitor.join();
+    }
+}
+
+/// Starts the front-end on two bound listeners: public and internal.
+pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Result<Running> {
+    let capacity = if config.no_cache { 0 } else { config.cache_capacity };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let frontend = Arc::new(Frontend {
+        catalog_url: shared::config::base_url(&config.catalog).map_err(Error::BadRequest)?,
+        replicas: config.replicas.clone(),
+        cache: Mutex::new(Cache::new(capacity)),
+        leader: Mutex::new(None),
+        selecting: Mutex::new(()),
+        known_epoch: AtomicU64::new(0),
+        ping: Peer::new(PING_TIMEOUT, config.secret.clone()),
+        orders: Peer::new(LEADER_TIMEOUT, config.secret.clone()),
+        catalog: Peer::new(CATALOG_TIMEOUT, config.secret.clone()),
+        next_request: AtomicU64::new(0),
+        instance: format!("fe{:x}", nanos as u64),
+        stop: AtomicBool::new(false),
+    });
+    let f = frontend.clone();
+    let public_handler: Handler = Arc::new(move |r: &Request| handle_public(&f, r));
+    let mut options = ServerOptions::public();
+    options.workers = config.workers;
+    let public = Server::start(public, options, public_handler)?;
+    let f = frontend.clone();
+    let internal_handler: Handler = Arc::new(move |r: &Request| handle_internal(&f, r));
+    let mut options = ServerOptions::internal(config.secret.clone());
+    options.workers = 4;
+    let internal = Server::start(internal, options, internal_handler)?;
+    let f = frontend.clone();
+    let monitor = std::thread::Builder::new().name("monitor".into()).spawn(move || f.monitor()).expect("spawn");
+    log!(
+        "frontend",
+        "serving on {} (internal {}), cache {}",
+        public.addr(),
+        internal.addr(),
+        if capacity == 0 { "off".to_string() } else { format!("of {capacity} products") }
+    );
+    Ok(Running { public, internal, frontend, monitor })
+}
+
+/// Routes a request to the public API.
+pub fn handle_public(f: &Frontend, r: &Request) -> Reply {
+    match (&r.method, r.segments().as_slice()) {
+        (Method::Get, ["products", name]) => Reply::from_result(f.product(name)),
+        (Method::Post, ["orders"]) => Reply::from_result(f.buy(&r.body)),
+        (Method::Get, ["orders", n]) => match n.parse::<OrderNumber>() {
+            Ok(n) => Reply::from_result(f.order(n)),
+            Err(_) => Reply::error(&Error::BadRequest(format!("order number must be a whole number, not {n:?}"))),
+        },
+        (_, ["products", _] | ["orders"] | ["orders", _]) => {
+            Reply::error(&Error::MethodNotAllowed(format!("{:?} is not allowed on {}", r.method, short(&r.path))))
+        }
+        _ => Reply::error(&Error::NotFound(format!("no such path: {}", short(&r.path)))),
+    }
+}
+
+/// Routes a request to the internal server.
+pub fn handle_internal(f: &Frontend, r: &Request) -> Reply {
+    match (&r.method, r.segments().as_slice()) {
+        (Method::Post, ["internal", "invalidate"]) => Reply::from_result(r.json::<Invalidate>().map(|inv| {
+            let mut cache = f.cache.lock();
+            for n in &inv.names {
+                cache.invalidate(n);
+            }
+            inv.names.len()
+        })),
+        (Method::Get, ["internal", "status"]) => Reply::data(f.status()),
+        (Method::Get, ["internal", "health"]) => Reply::data("ok"),
+        _ => Reply::error(&Error::NotFound(format!("no such path: {}", short(&r.path)))),
+    }
+}
+
+/// A path cut for an error message: a 10 kB path is not echoed back whole.
+fn short(path: &str) -> String {
+    match path.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &path[..i]),
+        None => path.to_string(),
+    }
+}
+
+/// Reads and checks the public purchase body.
+fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
+    let b: BuyBody = serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("body must be {{\"name\": string, \"quantity\": integer}}: {e}")))?;
+    let name = b.name.as_str().ok_or_else(|| Error::BadRequest("name must be a string".into()))?;
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Error::BadRequest(format!("name must have 1 to {MAX_NAME} bytes")));
+    }
+    let quantity = match &b.quantity {
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(0), _) => return Err(Error::BadRequest("quantity must be at least 1".into())),
+            (Some(q), _) => q,
+            (None, Some(_)) => return Err(Error::BadRequest("quantity must be at least 1".into())),
+            _ => return Err(Error::BadRequest("quantity must be a whole number from 1 to 2^64-1".into())),
+        },
+        _ => return Err(Error::BadRequest("quantity must be a whole number".into())),
+    };
+    let request_id = match b.request_id {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err(Error::BadRequest("request_id must be a string".into())),
+    };
+    Ok((name.to_string(), quantity, request_id))
+}
+
+impl Frontend {
+    /// `GET /products/<name>`, from the cache when it can.
+    pub fn product(&self, raw_name: &str) -> Result<Product> {
+        let name = http::percent_decode(raw_name)
+            .ok_or_else(|| Error::BadRequest("product name must be percent-encoded UTF-8".into()))?;
+        if name.is_empty() || name.len() > MAX_NAME {
+            return Err(Error::BadRequest(format!("product name must have 1 to {MAX_NAME} bytes")));
+        }
+        let generation = match self.cache.lock().lookup(&name) {
+            Ok(p) => return Ok(p),
+            Err(g) => g,
+        };
+        let url = format!("{}/products/{}", self.catalog_url, http::percent_encode(&name));
+        let product: Product = self.catalog.get(&url).map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound(format!("no product called {name:?}")),
+            e if e.is_retryable() => Error::Unavailable(format!("the catalog is unavailable: {}", e.message())),
+            e => e,
+        })?;
+        self.cache.lock().store(product.clone(), generation);
+        Ok(product)
+    }
+
+    /// `POST /orders`: passes the purchase to the leader with a request id, and on a leader failure
+    /// chooses again and retries with the same id, so the purchase is applied once.
+    pub fn buy(&self, body: &[u8]) -> Result<OrderCreated> {
+        let (name, quantity, request_id) = parse_buy(body)?;
+        let request_id = request_id.unwrap_or_else(|| {
+            format!("{}-{}", self.instance, self.next_request.fetch_add(1, Ordering::Relaxed))
+        });
+        let purchase = Purchase { request_id, name, quantity };
+        let result = self.buy_with_failover(&purchase);
+        // Whatever the outcome but a refusal, the stock may have changed: a later query from this
+        // client must not see the quantity from before it (read your writes), even if the catalog's
+        // own invalidation is still on its way.
+        if !matches!(result, Err(Error::BadRequest(_) | Error::NotFound(_))) {
+            self.cache.lock().invalidate(&purchase.name);
+        }
+        result
+    }
+
+    fn buy_with_failover(&self, purchase: &Purchase) -> Result<OrderCreated> {
+        let start = Instant::now();
+        let mut last_error;
+        loop {
+            let leader = self.current_leader()?;
+            let url = format!("{}/orders", leader.url);
+            match self.orders.post::<_, OrderCreated>(&url, purchase) {
+                Ok(created) => return Ok(created),
+                Err(e @ (Error::BadRequest(_) | Error::NotFound(_) | Error::Conflict(_))) => return Err(e),
+                Err(Error::Unavailable(m)) => {
+                    // Nothing was changed. The replica may have lost its leadership, or lack a quorum.
+                    if !self.still_leads(&leader) {
+                        self.reselect(&leader);
+                    } else if start.elapsed() > NO_QUORUM_BUDGET {
+                        return Err(Error::Unavailable(m));
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    last_error = Error::Unavailable(m);
+                }
+                Err(e) => {
+                    // The leader died, hung, or cannot tell the outcome: retry with the same request id
+                    // on whoever leads now.
+                    if !matches!(e, Error::Indeterminate(_)) || !self.still_leads(&leader) {
+                        self.reselect(&leader);
+                    }
+                    last_error = e;
+                }
+            }
+            if start.elapsed() > FAILOVER_BUDGET {
+                return Err(match last_error {
+                    Error::Unavailable(m) | Error::Unreachable(m) => Error::Unavailable(m),
+                    e => Error::Indeterminate(format!(
+                        "the order replicas did not confirm the purchase in time ({}); it may still complete",
+                        e.message()
+                    )),
+                });
+            }
+        }
+    }
+
+    /// `GET /orders/<n>`: asks the leader; without one, any replica that holds the order committed.
+    pub fn order(&self, n: OrderNumber) -> Result<OrderInfo> {
+        for _ in 0..3 {
+            let Ok(leader) = self.current_leader() else { break };
+            match self.orders.get::<OrderInfo>(&format!("{}/orders/{n}", leader.url)) {
+                Ok(o) => return Ok(o),
+                Err(e @ (Error::NotFound(_) | Error::BadRequest(_))) => return Err(e),
+                Err(_) => self.reselect(&leader),
+            }
+        }
+        let mut missing = 0;
+        for (_, url) in &self.replicas.0 {
+            match self.ping.get::<OrderInfo>(&format!("{url}/orders/{n}")) {
+                Ok(o) => return Ok(o),
+                Err(Error::NotFound(_)) => missing += 1,
+                Err(_) => {}
+            }
+        }
+        if missing == self.replicas.0.len() {
+            return Err(Error::NotFound(format!("no order {n}")));
+        }
+        Err(Error::Unavailable("no order replica can answer now".into()))
+    }
+
+    /// What `GET /internal/status` shows.
+    pub fn status(&self) -> FrontendStatus {
+        let leader = self.leader.lock().clone();
+        let cache = self.cache.lock();
+        FrontendStatus {
+            leader: leader.as_ref().map(|l| l.choice.leader),
+            ballot: leader.map(|l| l.choice.ballot),
+            cached: cache.len(),
+            hits: cache.hits,
+            misses: cache.misses,
+        }
+    }
+
+    fn current_leader(&self) -> Result<Leader> {
+        if let Some(l) = self.leader.lock().clone() {
+            return Ok(l);
+        }
+        self.select(None)
+    }
+
+    /// True when the replica still answers as leader (or candidate) of the ballot it was chosen with.
+    fn still_leads(&self, leader: &Leader) -> bool {
+        match self.ping.get::<ReplicaStatus>(&format!("{}/internal/health", leader.url)) {
+            Ok(s) => s.promised == leader.choice.ballot && matches!(s.role, shared::protocol::Role::Leader | shared::protocol::Role::Candidate),
+            Err(_) => false,
+        }
+    }
+
+    /// Chooses again after `failed` failed, unless another request already did.
+    fn reselect(&self, failed: &Leader) {
+        let _ = self.select(Some(failed.choice));
+    }
+
+    /// Pings the replicas from the highest id down, chooses the first ready one, and tells every
+    /// replica. `failed`: the choice that failed, so a selection another thread just made is kept.
+    fn select(&self, failed: Option<Choice>) -> Result<Leader> {
+        let _one_at_a_time = self.selecting.lock();
+        if let Some(current) = self.leader.lock().clone() {
+            if Some(current.choice) != failed {
+                return Ok(current);
+            }
+        }
+        for _ in 0..4 {
+            let mut pings = Vec::new();
+            for (id, url) in self.replicas.0.iter().rev() {
+                let status = self.ping.get::<ReplicaStatus>(&format!("{url}/internal/health")).ok();
+                let ready = status.as_ref().is_some_and(|s| s.ready);
+                pings.push((*id, status));
+                if ready {
+                    break;
+                }
+            }
+            let known = self.known_epoch.load(Ordering::SeqCst);
+            let Some(choice) = choose(&pings, known) else {
+                *self.leader.lock() = None;
+                return Err(Error::Unavailable("no order replica answers".into()));
+            };
+            self.known_epoch.fetch_max(choice.ballot.epoch, Ordering::SeqCst);
+            match self.announce(choice) {
+                Ok(()) => {
+                    let url = self.replicas.url(choice.leader).expect("chosen from the list").to_string();
+                    let leader = Leader { choice, url };
+                    let previous = self.leader.lock().replace(leader.clone());
+                    if previous.map(|p| p.choice) != Some(choice) {
+                        log!("frontend", "leader chosen: replica {} (epoch {})", choice.leader, choice.ballot.epoch);
+                    }
+                    return Ok(leader);
+                }
+                Err(Error::StaleEpoch(e)) => {
+                    self.known_epoch.fetch_max(e, Ordering::SeqCst);
+                }
+                Err(e) => log!("frontend", "replica {} refused to lead: {e}", choice.leader),
+            }
+        }
+        *self.leader.lock() = None;
+        Err(Error::Unavailable("no order replica accepts to lead".into()))
+    }
+
+    /// Tells every replica who leads. Fails when the leader itself refuses or any replica has
+    /// promised a newer epoch.
+    fn announce(&self, choice: Choice) -> Result<()> {
+        let notice = &LeaderNotice { ballot: choice.ballot };
+        let results: Vec<(ReplicaId, Result<ReplicaStatus>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .replicas
+                .0
+                .iter()
+                .map(|(id, url)| (*id, s.spawn(move || self.ping.post::<_, ReplicaStatus>(&format!("{url}/internal/leader"), notice))))
+                .collect();
+            handles.into_iter().map(|(id, h)| (id, h.join().unwrap_or_else(|_| Err(Error::Internal("panic".into()))))).collect()
+        });
+        let mut outcome = Ok(());
+        for (id, r) in results {
+            match r {
+                Err(Error::StaleEpoch(e)) => return Err(Error::StaleEpoch(e)),
+                Err(e) if id == choice.leader => outcome = Err(e),
+                _ => {}
+            }
+        }
+        outcome
+    }
+
+    /// Pings the leader every [`MONITOR_EVERY`]; after [`MISSED_PINGS`] misses, or when no leader is
+    /// known, selects.
+    fn monitor(&self) {
+        let mut missed = 0;
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(MONITOR_EVERY);
+            let current = self.leader.lock().clone();
+            match current {
+                None => {
+                    let _ = self.select(None);
+                }
+                Some(l) => {
+                    if self.still_leads(&l) {
+                        missed = 0;
+                        continue;
+                    }
+                    missed += 1;
+                    if missed >= MISSED_PINGS {
+                        log!("frontend", "leader replica {} does not answer as leader; choosing again", l.choice.leader);
+                        missed = 0;
+                        self.reselect(&l);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purchase_bodies_are_checked_field_by_field() {
+        assert_eq!(parse_buy(br#"{"name":"Tux","quantity":2}"#).unwrap(), ("Tux".into(), 2, None));
+        assert_eq!(
+            parse_buy(br#"{"name":"Tux","quantity":1,"request_id":"abc"}"#).unwrap(),
+            ("Tux".into(), 1, Some("abc".into()))
+        );
+        for bad in [
+            &br#"{"name":"Tux","quantity":0}"#[..],
+            br#"{"name":"Tux","quantity":-1}"#,
+            br#"{"name":"Tux","quantity":1.5}"#,
+            br#"{"name":"Tux","quantity":"1"}"#,
+            br#"{"name":"Tux","quantity":1e30}"#,
+            br#"{"name":"Tux","quantity":99999999999999999999999}"#,
+            br#"{"name":"Tux"}"#,
+            br#"{"quantity":1}"#,
+            br#"{"name":5,"quantity":1}"#,
+            br#"{"name":"","quantity":1}"#,
+            br#"{"name":"Tux","quantity":1,"request_id":7}"#,
+            br#"{"name":"Tux","quantity":"#,
+            br#"[1,2]"#,
+            b"\xff\xfe",
+            b"",
+        ] {
+            let e = parse_buy(bad).unwrap_err();
+            assert!(matches!(e, Error::BadRequest(_)), "{}: {e:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn long_paths_are_cut_in_messages() {
+        assert_eq!(short("/x"), "/x");
+        assert_eq!(short(&"a".repeat(10_000)).len(), 83);
+    }
+}
