@@ -6,7 +6,8 @@ use shared::log;
 fn main() {
     let config = catalog::Config::parse();
     let shutdown = shared::shutdown::Shutdown::install();
-    let running = match shared::http::bind(&config.listen).and_then(|l| catalog::serve(&config, l)) {
+    let running = match shared::http::bind(&config.listen).and_then(|l| catalog::serve(&config, l))
+    {
         Ok(r) => r,
         Err(e) => {
             log!("catalog", "cannot start: {}", e.message());

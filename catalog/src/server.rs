@@ -22,7 +22,11 @@ const TAKES_PAGE: usize = 1000;
 
 /// The catalog's flags. Each can also be set as `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "catalog", version, about = "The toy store's catalog: products, stock, restocking, cache invalidation")]
+#[command(
+    name = "catalog",
+    version,
+    about = "The toy store's catalog: products, stock, restocking, cache invalidation"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "TOYSTORE_LISTEN", default_value = "127.0.0.1:8081")]
@@ -31,7 +35,11 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_DATA", default_value = "data")]
     pub data: PathBuf,
     /// The front-end's internal address, where invalidations go (empty: send none).
-    #[arg(long, env = "TOYSTORE_FRONTEND", default_value = "http://127.0.0.1:8082")]
+    #[arg(
+        long,
+        env = "TOYSTORE_FRONTEND",
+        default_value = "http://127.0.0.1:8082"
+    )]
     pub frontend: String,
     /// Seconds between restock checks; out-of-stock toys go back to 100.
     #[arg(long, env = "TOYSTORE_RESTOCK_INTERVAL", default_value_t = 10.0)]
@@ -78,34 +86,59 @@ impl Running {
 /// Opens the catalog in `config.data` and serves it on `listener`.
 pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     if !(config.restock_interval.is_finite() && config.restock_interval > 0.0) {
-        return Err(Error::BadRequest("--restock-interval must be a positive number of seconds".into()));
+        return Err(Error::BadRequest(
+            "--restock-interval must be a positive number of seconds".into(),
+        ));
     }
     let (changed_tx, changed_rx) = bounded(4096);
     let (snapshot_tx, snapshot_rx) = bounded(1);
-    let catalog = Arc::new(Catalog::open(&config.data)?.with_notifications(changed_tx, snapshot_tx));
+    let catalog =
+        Arc::new(Catalog::open(&config.data)?.with_notifications(changed_tx, snapshot_tx));
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
 
-    let (c, s, every) = (catalog.clone(), stop.clone(), Duration::from_secs_f64(config.restock_interval));
+    let (c, s, every) = (
+        catalog.clone(),
+        stop.clone(),
+        Duration::from_secs_f64(config.restock_interval),
+    );
     threads.push(spawn("restock", move || restock_loop(&c, &s, every)));
     let (c, s) = (catalog.clone(), stop.clone());
-    threads.push(spawn("snapshot", move || snapshot_loop(&c, &s, &snapshot_rx)));
+    threads.push(spawn("snapshot", move || {
+        snapshot_loop(&c, &s, &snapshot_rx)
+    }));
     let frontend = config.frontend.trim_end_matches('/').to_string();
     let peer = Peer::new(INVALIDATE_TIMEOUT, config.secret.clone());
     let s = stop.clone();
-    threads.push(spawn("invalidate", move || invalidate_loop(&frontend, &peer, &s, &changed_rx)));
+    threads.push(spawn("invalidate", move || {
+        invalidate_loop(&frontend, &peer, &s, &changed_rx)
+    }));
 
     let c = catalog.clone();
     let handler: Handler = Arc::new(move |r: &Request| handle(&c, r));
     let mut options = ServerOptions::internal(config.secret.clone());
     options.workers = config.workers;
     let server = Server::start(listener, options, handler)?;
-    log!("catalog", "serving {} toys on {} (data in {})", catalog.products().len(), server.addr(), config.data.display());
-    Ok(Running { server, catalog, stop, threads })
+    log!(
+        "catalog",
+        "serving {} toys on {} (data in {})",
+        catalog.products().len(),
+        server.addr(),
+        config.data.display()
+    );
+    Ok(Running {
+        server,
+        catalog,
+        stop,
+        threads,
+    })
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new().name(name.into()).spawn(f).expect("spawn thread")
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("spawn thread")
 }
 
 /// Routes one request.
@@ -116,14 +149,21 @@ pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
             None => Reply::error(&Error::BadRequest("product name is not UTF-8".into())),
         },
         (Method::Get, ["products"]) => Reply::data(catalog.products()),
-        (Method::Post, ["internal", "take"]) => Reply::from_result(r.json::<Purchase>().and_then(|p| catalog.take(&p))),
-        (Method::Get, ["internal", "takes"]) => match r.query_param("after").unwrap_or("0").parse::<u64>() {
-            Ok(after) => Reply::data(catalog.takes_after(after, TAKES_PAGE)),
-            Err(_) => Reply::error(&Error::BadRequest("`after` must be a number".into())),
-        },
+        (Method::Post, ["internal", "take"]) => {
+            Reply::from_result(r.json::<Purchase>().and_then(|p| catalog.take(&p)))
+        }
+        (Method::Get, ["internal", "takes"]) => {
+            match r.query_param("after").unwrap_or("0").parse::<u64>() {
+                Ok(after) => Reply::data(catalog.takes_after(after, TAKES_PAGE)),
+                Err(_) => Reply::error(&Error::BadRequest("`after` must be a number".into())),
+            }
+        }
         (Method::Get, ["internal", "health"]) => Reply::data("ok"),
         (_, ["products", _] | ["products"] | ["internal", "take" | "takes" | "health"]) => {
-            Reply::error(&Error::MethodNotAllowed(format!("{:?} is not allowed on {}", r.method, r.path)))
+            Reply::error(&Error::MethodNotAllowed(format!(
+                "{:?} is not allowed on {}",
+                r.method, r.path
+            )))
         }
         _ => Reply::error(&Error::NotFound(format!("no such path: {}", r.path))),
     }
@@ -132,7 +172,9 @@ pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
 fn restock_loop(catalog: &Catalog, stop: &AtomicBool, every: Duration) {
     let mut next = Instant::now() + every;
     while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(50).min(next.saturating_duration_since(Instant::now())),
+        );
         if Instant::now() < next {
             continue;
         }

@@ -89,11 +89,16 @@ pub struct Catalog {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn journal_line(row: &JournalRow) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
     w.serialize(row).expect("serialise journal row");
     w.into_inner().expect("in-memory writer")
 }
@@ -107,27 +112,48 @@ impl Catalog {
         if !catalog_path.exists() {
             let rows: Vec<StockRow> = DEFAULT_TOYS
                 .iter()
-                .map(|(n, p)| StockRow { name: n.to_string(), price: *p, quantity: RESTOCK_QUANTITY })
+                .map(|(n, p)| StockRow {
+                    name: n.to_string(),
+                    price: *p,
+                    quantity: RESTOCK_QUANTITY,
+                })
                 .collect();
             write_atomic(&catalog_path, &stock_csv(&rows))?;
-            log!("catalog", "wrote the default {} ({} toys)", catalog_path.display(), rows.len());
+            log!(
+                "catalog",
+                "wrote the default {} ({} toys)",
+                catalog_path.display(),
+                rows.len()
+            );
         }
         let mut products = BTreeMap::new();
         let mut reader = csv::Reader::from_path(&catalog_path)?;
         for (i, row) in reader.deserialize::<StockRow>().enumerate() {
-            let row = row.map_err(|e| Error::Io(format!("{} row {}: {e}", catalog_path.display(), i + 2)))?;
+            let row = row
+                .map_err(|e| Error::Io(format!("{} row {}: {e}", catalog_path.display(), i + 2)))?;
             if !(row.price.is_finite() && row.price >= 0.0) || row.name.is_empty() {
-                return Err(Error::Io(format!("{} row {}: bad name or price", catalog_path.display(), i + 2)));
+                return Err(Error::Io(format!(
+                    "{} row {}: bad name or price",
+                    catalog_path.display(),
+                    i + 2
+                )));
             }
             products.insert(row.name, (row.price, row.quantity));
         }
         if products.is_empty() {
-            return Err(Error::Io(format!("{} lists no toys", catalog_path.display())));
+            return Err(Error::Io(format!(
+                "{} lists no toys",
+                catalog_path.display()
+            )));
         }
 
         let journal_path = dir.join(JOURNAL_FILE);
         if let Some(cut) = repair_torn_tail(&journal_path)? {
-            log!("catalog", "cut a torn last line off {}: {cut:?}", journal_path.display());
+            log!(
+                "catalog",
+                "cut a torn last line off {}: {cut:?}",
+                journal_path.display()
+            );
         }
         let rows = read_journal(&journal_path)?;
         let last_checkpoint = rows.iter().rposition(|r| r.kind == "checkpoint");
@@ -136,7 +162,13 @@ impl Catalog {
         let mut take_log = Vec::new();
         for (i, r) in rows.iter().enumerate() {
             if r.kind == "take" {
-                let t = Take { seq: r.seq, name: r.name.clone(), quantity: r.quantity, unix_ms: r.unix_ms, ticket: 0 };
+                let t = Take {
+                    seq: r.seq,
+                    name: r.name.clone(),
+                    quantity: r.quantity,
+                    unix_ms: r.unix_ms,
+                    ticket: 0,
+                };
                 takes.insert(r.request_id.clone(), t);
                 take_log.push(r.request_id.clone());
             }
@@ -154,11 +186,19 @@ impl Catalog {
             journal.append_durably(b"seq,kind,request_id,name,quantity,stock_after,unix_ms\n")?;
         }
         if replayed > 0 {
-            log!("catalog", "replayed {replayed} journal rows written after the last clean stop");
+            log!(
+                "catalog",
+                "replayed {replayed} journal rows written after the last clean stop"
+            );
         }
         let catalog = Catalog {
             dir: dir.to_path_buf(),
-            state: Mutex::new(State { products, takes, take_log, seq }),
+            state: Mutex::new(State {
+                products,
+                takes,
+                take_log,
+                seq,
+            }),
             journal,
             changed_tx: None,
             snapshot_tx: None,
@@ -168,7 +208,11 @@ impl Catalog {
     }
 
     /// Sends the name of every toy whose stock changes to `changed_tx` and wakes `snapshot_tx`.
-    pub fn with_notifications(mut self, changed_tx: Sender<String>, snapshot_tx: Sender<()>) -> Catalog {
+    pub fn with_notifications(
+        mut self,
+        changed_tx: Sender<String>,
+        snapshot_tx: Sender<()>,
+    ) -> Catalog {
         self.changed_tx = Some(changed_tx);
         self.snapshot_tx = Some(snapshot_tx);
         self
@@ -178,13 +222,24 @@ impl Catalog {
     pub fn product(&self, name: &str) -> Result<Product> {
         let s = self.state.lock();
         let (price, quantity) = s.products.get(name).ok_or_else(|| unknown(name))?;
-        Ok(Product { name: name.to_string(), price: *price, quantity: *quantity })
+        Ok(Product {
+            name: name.to_string(),
+            price: *price,
+            quantity: *quantity,
+        })
     }
 
     /// All products, by name.
     pub fn products(&self) -> Vec<Product> {
         let s = self.state.lock();
-        s.products.iter().map(|(n, (p, q))| Product { name: n.clone(), price: *p, quantity: *q }).collect()
+        s.products
+            .iter()
+            .map(|(n, (p, q))| Product {
+                name: n.clone(),
+                price: *p,
+                quantity: *q,
+            })
+            .collect()
     }
 
     /// Takes `p.quantity` units of `p.name` for request `p.request_id`, once: a repeated request id
@@ -202,11 +257,23 @@ impl Catalog {
                         p.request_id, t.quantity, t.name
                     )));
                 }
-                (t.ticket, TakeReply { seq: t.seq, repeated: true })
+                (
+                    t.ticket,
+                    TakeReply {
+                        seq: t.seq,
+                        repeated: true,
+                    },
+                )
             } else {
-                let (_, quantity) = s.products.get_mut(&p.name).ok_or_else(|| unknown(&p.name))?;
+                let (_, quantity) = s
+                    .products
+                    .get_mut(&p.name)
+                    .ok_or_else(|| unknown(&p.name))?;
                 if *quantity < p.quantity {
-                    return Err(Error::Conflict(format!("not enough stock: {} has {} left", p.name, quantity)));
+                    return Err(Error::Conflict(format!(
+                        "not enough stock: {} has {} left",
+                        p.name, quantity
+                    )));
                 }
                 *quantity -= p.quantity;
                 let stock_after = *quantity;
@@ -222,10 +289,22 @@ impl Catalog {
                 };
                 // Appended under the state lock, so the journal's order is the order of the takes.
                 let ticket = self.journal.append(&journal_line(&row));
-                let take = Take { seq: row.seq, name: row.name, quantity: row.quantity, unix_ms: row.unix_ms, ticket };
+                let take = Take {
+                    seq: row.seq,
+                    name: row.name,
+                    quantity: row.quantity,
+                    unix_ms: row.unix_ms,
+                    ticket,
+                };
                 s.takes.insert(p.request_id.clone(), take);
                 s.take_log.push(p.request_id.clone());
-                (ticket, TakeReply { seq: s.seq, repeated: false })
+                (
+                    ticket,
+                    TakeReply {
+                        seq: s.seq,
+                        repeated: false,
+                    },
+                )
             }
         };
         // A repeated id also waits: its first take may still be in the group being synced.
@@ -262,7 +341,12 @@ impl Catalog {
     pub fn restock(&self) -> Result<Vec<String>> {
         let (names, ticket) = {
             let mut s = self.state.lock();
-            let names: Vec<String> = s.products.iter().filter(|(_, (_, q))| *q == 0).map(|(n, _)| n.clone()).collect();
+            let names: Vec<String> = s
+                .products
+                .iter()
+                .filter(|(_, (_, q))| *q == 0)
+                .map(|(n, _)| n.clone())
+                .collect();
             let mut ticket = None;
             for name in &names {
                 s.seq += 1;
@@ -293,7 +377,14 @@ impl Catalog {
     pub fn write_snapshot(&self) -> Result<()> {
         let rows: Vec<StockRow> = {
             let s = self.state.lock();
-            s.products.iter().map(|(n, (p, q))| StockRow { name: n.clone(), price: *p, quantity: *q }).collect()
+            s.products
+                .iter()
+                .map(|(n, (p, q))| StockRow {
+                    name: n.clone(),
+                    price: *p,
+                    quantity: *q,
+                })
+                .collect()
         };
         write_atomic(&self.dir.join(CATALOG_FILE), &stock_csv(&rows))
     }
@@ -303,8 +394,15 @@ impl Catalog {
     pub fn checkpoint(&self) -> Result<()> {
         // Hold the lock across both writes, so no take slips between the snapshot and the checkpoint.
         let mut s = self.state.lock();
-        let rows: Vec<StockRow> =
-            s.products.iter().map(|(n, (p, q))| StockRow { name: n.clone(), price: *p, quantity: *q }).collect();
+        let rows: Vec<StockRow> = s
+            .products
+            .iter()
+            .map(|(n, (p, q))| StockRow {
+                name: n.clone(),
+                price: *p,
+                quantity: *q,
+            })
+            .collect();
         self.journal.flush()?;
         write_atomic(&self.dir.join(CATALOG_FILE), &stock_csv(&rows))?;
         s.seq += 1;
@@ -348,7 +446,10 @@ pub fn read_journal(path: &Path) -> Result<Vec<JournalRow>> {
         return Ok(Vec::new());
     }
     let mut rows = Vec::new();
-    for (i, row) in csv::Reader::from_path(path)?.deserialize::<JournalRow>().enumerate() {
+    for (i, row) in csv::Reader::from_path(path)?
+        .deserialize::<JournalRow>()
+        .enumerate()
+    {
         rows.push(row.map_err(|e| Error::Io(format!("{} row {}: {e}", path.display(), i + 2)))?);
     }
     Ok(rows)
@@ -360,7 +461,11 @@ mod tests {
     use std::sync::Arc;
 
     fn purchase(id: &str, name: &str, quantity: u64) -> Purchase {
-        Purchase { request_id: id.into(), name: name.into(), quantity }
+        Purchase {
+            request_id: id.into(),
+            name: name.into(),
+            quantity,
+        }
     }
 
     #[test]
@@ -382,13 +487,34 @@ mod tests {
         let first = c.take(&purchase("r1", "Tux", 30)).unwrap();
         assert!(!first.repeated);
         let again = c.take(&purchase("r1", "Tux", 30)).unwrap();
-        assert_eq!(again, TakeReply { seq: first.seq, repeated: true });
+        assert_eq!(
+            again,
+            TakeReply {
+                seq: first.seq,
+                repeated: true
+            }
+        );
         assert_eq!(c.product("Tux").unwrap().quantity, 70);
-        assert!(matches!(c.take(&purchase("r2", "Tux", 71)), Err(Error::Conflict(_))));
-        assert!(matches!(c.take(&purchase("r1", "Tux", 5)), Err(Error::Conflict(_))));
-        assert!(matches!(c.take(&purchase("r3", "Nope", 1)), Err(Error::NotFound(_))));
-        assert!(matches!(c.take(&purchase("r4", "Tux", 0)), Err(Error::BadRequest(_))));
-        assert!(matches!(c.take(&purchase("r5", "Tux", u64::MAX)), Err(Error::Conflict(_))));
+        assert!(matches!(
+            c.take(&purchase("r2", "Tux", 71)),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            c.take(&purchase("r1", "Tux", 5)),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            c.take(&purchase("r3", "Nope", 1)),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            c.take(&purchase("r4", "Tux", 0)),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            c.take(&purchase("r5", "Tux", u64::MAX)),
+            Err(Error::Conflict(_))
+        ));
         assert_eq!(c.product("Tux").unwrap().quantity, 70);
         let listed = c.takes_after(0, 100);
         assert_eq!(listed.len(), 1);
@@ -404,7 +530,9 @@ mod tests {
             .map(|t| {
                 let c = c.clone();
                 std::thread::spawn(move || {
-                    (0..40).filter(|i| c.take(&purchase(&format!("{t}-{i}"), "Fox", 1)).is_ok()).count()
+                    (0..40)
+                        .filter(|i| c.take(&purchase(&format!("{t}-{i}"), "Fox", 1)).is_ok())
+                        .count()
                 })
             })
             .collect();
@@ -430,7 +558,11 @@ mod tests {
         assert!(c.take(&purchase("a", "Lego", 40)).unwrap().repeated);
         assert_eq!(c.product("Lego").unwrap().quantity, 100);
         let rows = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();
-        let restocked: u64 = rows.iter().filter(|r| r.kind == "restock").map(|r| r.quantity).sum();
+        let restocked: u64 = rows
+            .iter()
+            .filter(|r| r.kind == "restock")
+            .map(|r| r.quantity)
+            .sum();
         assert_eq!(restocked, 100);
     }
 
@@ -443,7 +575,9 @@ mod tests {
             c.checkpoint().unwrap();
         }
         let path = dir.path().join(CATALOG_FILE);
-        let text = std::fs::read_to_string(&path).unwrap().replace("Tux,25.99,99", "Tux,25.99,7");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("Tux,25.99,99", "Tux,25.99,7");
         std::fs::write(&path, text + "Robot,99.5,3\n").unwrap();
         let c = Catalog::open(dir.path()).unwrap();
         assert_eq!(c.product("Tux").unwrap().quantity, 7);

@@ -25,7 +25,10 @@ pub struct Cache {
 impl Cache {
     /// A cache of at most `capacity` products (0: caches nothing).
     pub fn new(capacity: usize) -> Cache {
-        Cache { capacity, ..Cache::default() }
+        Cache {
+            capacity,
+            ..Cache::default()
+        }
     }
 
     /// The cached reply for `name`, or the generation to pass to [`Cache::store`] after a miss.
@@ -47,16 +50,24 @@ impl Cache {
     /// Stores a reply fetched after a miss that saw `generation`, unless `name` was invalidated since.
     /// When full, the least recently used entry makes room.
     pub fn store(&mut self, product: Product, generation: u64) -> bool {
-        if self.capacity == 0 || self.generations.get(&product.name).copied().unwrap_or(0) != generation {
+        if self.capacity == 0
+            || self.generations.get(&product.name).copied().unwrap_or(0) != generation
+        {
             return false;
         }
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&product.name) {
-            if let Some(oldest) = self.entries.iter().min_by_key(|(_, (_, used))| *used).map(|(n, _)| n.clone()) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(n, _)| n.clone())
+            {
                 self.entries.remove(&oldest);
             }
         }
         self.clock += 1;
-        self.entries.insert(product.name.clone(), (product, self.clock));
+        self.entries
+            .insert(product.name.clone(), (product, self.clock));
         true
     }
 
@@ -82,7 +93,11 @@ mod tests {
     use super::*;
 
     fn tux(quantity: u64) -> Product {
-        Product { name: "Tux".into(), price: 25.99, quantity }
+        Product {
+            name: "Tux".into(),
+            price: 25.99,
+            quantity,
+        }
     }
 
     #[test]
@@ -119,11 +134,25 @@ mod tests {
         let mut c = Cache::new(2);
         for name in ["A", "B"] {
             let g = c.lookup(name).unwrap_err();
-            c.store(Product { name: name.into(), price: 1.0, quantity: 1 }, g);
+            c.store(
+                Product {
+                    name: name.into(),
+                    price: 1.0,
+                    quantity: 1,
+                },
+                g,
+            );
         }
         assert!(c.lookup("A").is_ok());
         let g = c.lookup("C").unwrap_err();
-        c.store(Product { name: "C".into(), price: 1.0, quantity: 1 }, g);
+        c.store(
+            Product {
+                name: "C".into(),
+                price: 1.0,
+                quantity: 1,
+            },
+            g,
+        );
         assert_eq!(c.len(), 2);
         assert!(c.lookup("B").is_err(), "B was the least recently used");
         assert!(c.lookup("A").is_ok());

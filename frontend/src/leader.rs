@@ -19,42 +19,107 @@ pub struct Choice {
 /// Chooses from pings made highest id first (`None`: no answer). `known_epoch` is the highest epoch
 /// the front-end has seen before.
 pub fn choose(pings: &[(ReplicaId, Option<ReplicaStatus>)], known_epoch: Epoch) -> Option<Choice> {
-    let seen = pings.iter().filter_map(|(_, s)| s.as_ref().map(|s| s.promised.epoch)).max().unwrap_or(0);
-    let (id, status) = pings.iter().find_map(|(id, s)| s.as_ref().filter(|s| s.ready).map(|s| (*id, s)))?;
-    if status.role == Role::Leader && status.promised.leader == id && status.promised.epoch >= known_epoch {
-        return Some(Choice { leader: id, ballot: status.promised });
+    let seen = pings
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().map(|s| s.promised.epoch))
+        .max()
+        .unwrap_or(0);
+    let (id, status) = pings
+        .iter()
+        .find_map(|(id, s)| s.as_ref().filter(|s| s.ready).map(|s| (*id, s)))?;
+    if status.role == Role::Leader
+        && status.promised.leader == id
+        && status.promised.epoch >= known_epoch
+    {
+        return Some(Choice {
+            leader: id,
+            ballot: status.promised,
+        });
     }
-    Some(Choice { leader: id, ballot: Ballot { epoch: seen.max(known_epoch) + 1, leader: id } })
+    Some(Choice {
+        leader: id,
+        ballot: Ballot {
+            epoch: seen.max(known_epoch) + 1,
+            leader: id,
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn status(id: ReplicaId, role: Role, ready: bool, epoch: Epoch, leader: ReplicaId) -> ReplicaStatus {
+    fn status(
+        id: ReplicaId,
+        role: Role,
+        ready: bool,
+        epoch: Epoch,
+        leader: ReplicaId,
+    ) -> ReplicaStatus {
         let promised = Ballot { epoch, leader };
-        ReplicaStatus { id, role, ready, promised, log_ballot: promised, len: 0, commit: 0 }
+        ReplicaStatus {
+            id,
+            role,
+            ready,
+            promised,
+            log_ballot: promised,
+            len: 0,
+            commit: 0,
+        }
     }
 
     #[test]
     fn the_highest_ready_replica_leads_in_a_new_epoch() {
         let pings = [(3, None), (2, Some(status(2, Role::Follower, true, 4, 3)))];
-        assert_eq!(choose(&pings, 0), Some(Choice { leader: 2, ballot: Ballot { epoch: 5, leader: 2 } }));
+        assert_eq!(
+            choose(&pings, 0),
+            Some(Choice {
+                leader: 2,
+                ballot: Ballot {
+                    epoch: 5,
+                    leader: 2
+                }
+            })
+        );
         assert_eq!(choose(&pings, 9).unwrap().ballot.epoch, 10);
     }
 
     #[test]
     fn a_replica_still_catching_up_is_passed_over() {
-        let pings = [(3, Some(status(3, Role::Recovering, false, 1, 3))), (2, Some(status(2, Role::Follower, true, 1, 3)))];
-        assert_eq!(choose(&pings, 0).unwrap(), Choice { leader: 2, ballot: Ballot { epoch: 2, leader: 2 } });
+        let pings = [
+            (3, Some(status(3, Role::Recovering, false, 1, 3))),
+            (2, Some(status(2, Role::Follower, true, 1, 3))),
+        ];
+        assert_eq!(
+            choose(&pings, 0).unwrap(),
+            Choice {
+                leader: 2,
+                ballot: Ballot {
+                    epoch: 2,
+                    leader: 2
+                }
+            }
+        );
     }
 
     #[test]
     fn a_sitting_leader_keeps_its_ballot() {
         let pings = [(3, Some(status(3, Role::Leader, true, 7, 3)))];
-        assert_eq!(choose(&pings, 0).unwrap().ballot, Ballot { epoch: 7, leader: 3 });
+        assert_eq!(
+            choose(&pings, 0).unwrap().ballot,
+            Ballot {
+                epoch: 7,
+                leader: 3
+            }
+        );
         // ...unless the front-end already saw a newer epoch: that leader may be a paused old one.
-        assert_eq!(choose(&pings, 8).unwrap().ballot, Ballot { epoch: 9, leader: 3 });
+        assert_eq!(
+            choose(&pings, 8).unwrap().ballot,
+            Ballot {
+                epoch: 9,
+                leader: 3
+            }
+        );
     }
 
     #[test]

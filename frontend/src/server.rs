@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use shared::config::ReplicaList;
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
 use shared::protocol::{
-    Ballot, Invalidate, LeaderNotice, OrderCreated, OrderInfo, OrderNumber, Product, Purchase, ReplicaId,
-    ReplicaStatus,
+    Ballot, Invalidate, LeaderNotice, OrderCreated, OrderInfo, OrderNumber, Product, Purchase,
+    ReplicaId, ReplicaStatus,
 };
 use shared::{log, Error, Result};
 use std::net::{SocketAddr, TcpListener};
@@ -39,22 +39,39 @@ const MAX_NAME: usize = 256;
 
 /// The front-end's flags. Each can also be set as `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "frontend", version, about = "The toy store's front-end: public API, product cache, leader selection")]
+#[command(
+    name = "frontend",
+    version,
+    about = "The toy store's front-end: public API, product cache, leader selection"
+)]
 pub struct Config {
     /// Public address (the REST API).
     #[arg(long, env = "TOYSTORE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Internal address, where the catalog pushes invalidations.
-    #[arg(long, env = "TOYSTORE_INTERNAL_LISTEN", default_value = "127.0.0.1:8082")]
+    #[arg(
+        long,
+        env = "TOYSTORE_INTERNAL_LISTEN",
+        default_value = "127.0.0.1:8082"
+    )]
     pub internal_listen: String,
     /// The catalog's URL.
-    #[arg(long, env = "TOYSTORE_CATALOG", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "TOYSTORE_CATALOG",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub catalog: String,
     /// The order replicas: ID=URL,...
     #[arg(long, env = "TOYSTORE_REPLICAS", default_value = shared::config::DEFAULT_REPLICAS)]
     pub replicas: ReplicaList,
     /// Products the cache holds at most.
-    #[arg(long, env = "TOYSTORE_CACHE_CAPACITY", default_value_t = 1000, conflicts_with = "no_cache")]
+    #[arg(
+        long,
+        env = "TOYSTORE_CACHE_CAPACITY",
+        default_value_t = 1000,
+        conflicts_with = "no_cache"
+    )]
     pub cache_capacity: usize,
     /// Turn the product cache off.
     #[arg(long, env = "TOYSTORE_NO_CACHE")]
@@ -150,8 +167,15 @@ impl Running {
 
 /// Starts the front-end on two bound listeners: public and internal.
 pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Result<Running> {
-    let capacity = if config.no_cache { 0 } else { config.cache_capacity };
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let capacity = if config.no_cache {
+        0
+    } else {
+        config.cache_capacity
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let frontend = Arc::new(Frontend {
         catalog_url: shared::config::base_url(&config.catalog).map_err(Error::BadRequest)?,
         replicas: config.replicas.clone(),
@@ -177,15 +201,27 @@ pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Res
     options.workers = 4;
     let internal = Server::start(internal, options, internal_handler)?;
     let f = frontend.clone();
-    let monitor = std::thread::Builder::new().name("monitor".into()).spawn(move || f.monitor()).expect("spawn");
+    let monitor = std::thread::Builder::new()
+        .name("monitor".into())
+        .spawn(move || f.monitor())
+        .expect("spawn");
     log!(
         "frontend",
         "serving on {} (internal {}), cache {}",
         public.addr(),
         internal.addr(),
-        if capacity == 0 { "off".to_string() } else { format!("of {capacity} products") }
+        if capacity == 0 {
+            "off".to_string()
+        } else {
+            format!("of {capacity} products")
+        }
     );
-    Ok(Running { public, internal, frontend, monitor })
+    Ok(Running {
+        public,
+        internal,
+        frontend,
+        monitor,
+    })
 }
 
 /// Routes a request to the public API.
@@ -195,28 +231,42 @@ pub fn handle_public(f: &Frontend, r: &Request) -> Reply {
         (Method::Post, ["orders"]) => Reply::from_result(f.buy(&r.body)),
         (Method::Get, ["orders", n]) => match n.parse::<OrderNumber>() {
             Ok(n) => Reply::from_result(f.order(n)),
-            Err(_) => Reply::error(&Error::BadRequest(format!("order number must be a whole number, not {n:?}"))),
+            Err(_) => Reply::error(&Error::BadRequest(format!(
+                "order number must be a whole number, not {n:?}"
+            ))),
         },
         (_, ["products", _] | ["orders"] | ["orders", _]) => {
-            Reply::error(&Error::MethodNotAllowed(format!("{:?} is not allowed on {}", r.method, short(&r.path))))
+            Reply::error(&Error::MethodNotAllowed(format!(
+                "{:?} is not allowed on {}",
+                r.method,
+                short(&r.path)
+            )))
         }
-        _ => Reply::error(&Error::NotFound(format!("no such path: {}", short(&r.path)))),
+        _ => Reply::error(&Error::NotFound(format!(
+            "no such path: {}",
+            short(&r.path)
+        ))),
     }
 }
 
 /// Routes a request to the internal server.
 pub fn handle_internal(f: &Frontend, r: &Request) -> Reply {
     match (&r.method, r.segments().as_slice()) {
-        (Method::Post, ["internal", "invalidate"]) => Reply::from_result(r.json::<Invalidate>().map(|inv| {
-            let mut cache = f.cache.lock();
-            for n in &inv.names {
-                cache.invalidate(n);
-            }
-            inv.names.len()
-        })),
+        (Method::Post, ["internal", "invalidate"]) => {
+            Reply::from_result(r.json::<Invalidate>().map(|inv| {
+                let mut cache = f.cache.lock();
+                for n in &inv.names {
+                    cache.invalidate(n);
+                }
+                inv.names.len()
+            }))
+        }
         (Method::Get, ["internal", "status"]) => Reply::data(f.status()),
         (Method::Get, ["internal", "health"]) => Reply::data("ok"),
-        _ => Reply::error(&Error::NotFound(format!("no such path: {}", short(&r.path)))),
+        _ => Reply::error(&Error::NotFound(format!(
+            "no such path: {}",
+            short(&r.path)
+        ))),
     }
 }
 
@@ -230,18 +280,30 @@ fn short(path: &str) -> String {
 
 /// Reads and checks the public purchase body.
 fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
-    let b: BuyBody = serde_json::from_slice(body)
-        .map_err(|e| Error::BadRequest(format!("body must be {{\"name\": string, \"quantity\": integer}}: {e}")))?;
-    let name = b.name.as_str().ok_or_else(|| Error::BadRequest("name must be a string".into()))?;
+    let b: BuyBody = serde_json::from_slice(body).map_err(|e| {
+        Error::BadRequest(format!(
+            "body must be {{\"name\": string, \"quantity\": integer}}: {e}"
+        ))
+    })?;
+    let name = b
+        .name
+        .as_str()
+        .ok_or_else(|| Error::BadRequest("name must be a string".into()))?;
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(Error::BadRequest(format!("name must have 1 to {MAX_NAME} bytes")));
+        return Err(Error::BadRequest(format!(
+            "name must have 1 to {MAX_NAME} bytes"
+        )));
     }
     let quantity = match &b.quantity {
         serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
             (Some(0), _) => return Err(Error::BadRequest("quantity must be at least 1".into())),
             (Some(q), _) => q,
             (None, Some(_)) => return Err(Error::BadRequest("quantity must be at least 1".into())),
-            _ => return Err(Error::BadRequest("quantity must be a whole number from 1 to 2^64-1".into())),
+            _ => {
+                return Err(Error::BadRequest(
+                    "quantity must be a whole number from 1 to 2^64-1".into(),
+                ))
+            }
         },
         _ => return Err(Error::BadRequest("quantity must be a whole number".into())),
     };
@@ -256,19 +318,28 @@ fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
 impl Frontend {
     /// `GET /products/<name>`, from the cache when it can.
     pub fn product(&self, raw_name: &str) -> Result<Product> {
-        let name = http::percent_decode(raw_name)
-            .ok_or_else(|| Error::BadRequest("product name must be percent-encoded UTF-8".into()))?;
+        let name = http::percent_decode(raw_name).ok_or_else(|| {
+            Error::BadRequest("product name must be percent-encoded UTF-8".into())
+        })?;
         if name.is_empty() || name.len() > MAX_NAME {
-            return Err(Error::BadRequest(format!("product name must have 1 to {MAX_NAME} bytes")));
+            return Err(Error::BadRequest(format!(
+                "product name must have 1 to {MAX_NAME} bytes"
+            )));
         }
         let generation = match self.cache.lock().lookup(&name) {
             Ok(p) => return Ok(p),
             Err(g) => g,
         };
-        let url = format!("{}/products/{}", self.catalog_url, http::percent_encode(&name));
+        let url = format!(
+            "{}/products/{}",
+            self.catalog_url,
+            http::percent_encode(&name)
+        );
         let product: Product = self.catalog.get(&url).map_err(|e| match e {
             Error::NotFound(_) => Error::NotFound(format!("no product called {name:?}")),
-            e if e.is_retryable() => Error::Unavailable(format!("the catalog is unavailable: {}", e.message())),
+            e if e.is_retryable() => {
+                Error::Unavailable(format!("the catalog is unavailable: {}", e.message()))
+            }
             e => e,
         })?;
         self.cache.lock().store(product.clone(), generation);
@@ -280,9 +351,17 @@ impl Frontend {
     pub fn buy(&self, body: &[u8]) -> Result<OrderCreated> {
         let (name, quantity, request_id) = parse_buy(body)?;
         let request_id = request_id.unwrap_or_else(|| {
-            format!("{}-{}", self.instance, self.next_request.fetch_add(1, Ordering::Relaxed))
+            format!(
+                "{}-{}",
+                self.instance,
+                self.next_request.fetch_add(1, Ordering::Relaxed)
+            )
         });
-        let purchase = Purchase { request_id, name, quantity };
+        let purchase = Purchase {
+            request_id,
+            name,
+            quantity,
+        };
         let result = self.buy_with_failover(&purchase);
         // Whatever the outcome but a refusal, the stock may have changed: a later query from this
         // client must not see the quantity from before it (read your writes), even if the catalog's
@@ -301,7 +380,9 @@ impl Frontend {
             let url = format!("{}/orders", leader.url);
             match self.orders.post::<_, OrderCreated>(&url, purchase) {
                 Ok(created) => return Ok(created),
-                Err(e @ (Error::BadRequest(_) | Error::NotFound(_) | Error::Conflict(_))) => return Err(e),
+                Err(e @ (Error::BadRequest(_) | Error::NotFound(_) | Error::Conflict(_))) => {
+                    return Err(e)
+                }
                 Err(Error::Unavailable(m)) => {
                     // Nothing was changed. The replica may have lost its leadership, or lack a quorum.
                     if !self.still_leads(&leader) {
@@ -337,8 +418,13 @@ impl Frontend {
     /// `GET /orders/<n>`: asks the leader; without one, any replica that holds the order committed.
     pub fn order(&self, n: OrderNumber) -> Result<OrderInfo> {
         for _ in 0..3 {
-            let Ok(leader) = self.current_leader() else { break };
-            match self.orders.get::<OrderInfo>(&format!("{}/orders/{n}", leader.url)) {
+            let Ok(leader) = self.current_leader() else {
+                break;
+            };
+            match self
+                .orders
+                .get::<OrderInfo>(&format!("{}/orders/{n}", leader.url))
+            {
                 Ok(o) => return Ok(o),
                 Err(e @ (Error::NotFound(_) | Error::BadRequest(_))) => return Err(e),
                 Err(_) => self.reselect(&leader),
@@ -380,8 +466,17 @@ impl Frontend {
 
     /// True when the replica still answers as leader (or candidate) of the ballot it was chosen with.
     fn still_leads(&self, leader: &Leader) -> bool {
-        match self.ping.get::<ReplicaStatus>(&format!("{}/internal/health", leader.url)) {
-            Ok(s) => s.promised == leader.choice.ballot && matches!(s.role, shared::protocol::Role::Leader | shared::protocol::Role::Candidate),
+        match self
+            .ping
+            .get::<ReplicaStatus>(&format!("{}/internal/health", leader.url))
+        {
+            Ok(s) => {
+                s.promised == leader.choice.ballot
+                    && matches!(
+                        s.role,
+                        shared::protocol::Role::Leader | shared::protocol::Role::Candidate
+                    )
+            }
             Err(_) => false,
         }
     }
@@ -403,7 +498,10 @@ impl Frontend {
         for _ in 0..4 {
             let mut pings = Vec::new();
             for (id, url) in self.replicas.0.iter().rev() {
-                let status = self.ping.get::<ReplicaStatus>(&format!("{url}/internal/health")).ok();
+                let status = self
+                    .ping
+                    .get::<ReplicaStatus>(&format!("{url}/internal/health"))
+                    .ok();
                 let ready = status.as_ref().is_some_and(|s| s.ready);
                 pings.push((*id, status));
                 if ready {
@@ -415,14 +513,24 @@ impl Frontend {
                 *self.leader.lock() = None;
                 return Err(Error::Unavailable("no order replica answers".into()));
             };
-            self.known_epoch.fetch_max(choice.ballot.epoch, Ordering::SeqCst);
+            self.known_epoch
+                .fetch_max(choice.ballot.epoch, Ordering::SeqCst);
             match self.announce(choice) {
                 Ok(()) => {
-                    let url = self.replicas.url(choice.leader).expect("chosen from the list").to_string();
+                    let url = self
+                        .replicas
+                        .url(choice.leader)
+                        .expect("chosen from the list")
+                        .to_string();
                     let leader = Leader { choice, url };
                     let previous = self.leader.lock().replace(leader.clone());
                     if previous.map(|p| p.choice) != Some(choice) {
-                        log!("frontend", "leader chosen: replica {} (epoch {})", choice.leader, choice.ballot.epoch);
+                        log!(
+                            "frontend",
+                            "leader chosen: replica {} (epoch {})",
+                            choice.leader,
+                            choice.ballot.epoch
+                        );
                     }
                     return Ok(leader);
                 }
@@ -433,21 +541,42 @@ impl Frontend {
             }
         }
         *self.leader.lock() = None;
-        Err(Error::Unavailable("no order replica accepts to lead".into()))
+        Err(Error::Unavailable(
+            "no order replica accepts to lead".into(),
+        ))
     }
 
     /// Tells every replica who leads. Fails when the leader itself refuses or any replica has
     /// promised a newer epoch.
     fn announce(&self, choice: Choice) -> Result<()> {
-        let notice = &LeaderNotice { ballot: choice.ballot };
+        let notice = &LeaderNotice {
+            ballot: choice.ballot,
+        };
         let results: Vec<(ReplicaId, Result<ReplicaStatus>)> = std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .replicas
                 .0
                 .iter()
-                .map(|(id, url)| (*id, s.spawn(move || self.ping.post::<_, ReplicaStatus>(&format!("{url}/internal/leader"), notice))))
+                .map(|(id, url)| {
+                    (
+                        *id,
+                        s.spawn(move || {
+                            self.ping
+                                .post::<_, ReplicaStatus>(&format!("{url}/internal/leader"), notice)
+                        }),
+                    )
+                })
                 .collect();
-            handles.into_iter().map(|(id, h)| (id, h.join().unwrap_or_else(|_| Err(Error::Internal("panic".into()))))).collect()
+            handles
+                .into_iter()
+                .map(|(id, h)| {
+                    (
+                        id,
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Internal("panic".into()))),
+                    )
+                })
+                .collect()
         });
         let mut outcome = Ok(());
         for (id, r) in results {
@@ -478,7 +607,11 @@ impl Frontend {
                     }
                     missed += 1;
                     if missed >= MISSED_PINGS {
-                        log!("frontend", "leader replica {} does not answer as leader; choosing again", l.choice.leader);
+                        log!(
+                            "frontend",
+                            "leader replica {} does not answer as leader; choosing again",
+                            l.choice.leader
+                        );
                         missed = 0;
                         self.reselect(&l);
                     }
@@ -494,7 +627,10 @@ mod tests {
 
     #[test]
     fn purchase_bodies_are_checked_field_by_field() {
-        assert_eq!(parse_buy(br#"{"name":"Tux","quantity":2}"#).unwrap(), ("Tux".into(), 2, None));
+        assert_eq!(
+            parse_buy(br#"{"name":"Tux","quantity":2}"#).unwrap(),
+            ("Tux".into(), 2, None)
+        );
         assert_eq!(
             parse_buy(br#"{"name":"Tux","quantity":1,"request_id":"abc"}"#).unwrap(),
             ("Tux".into(), 1, Some("abc".into()))
@@ -517,7 +653,11 @@ mod tests {
             b"",
         ] {
             let e = parse_buy(bad).unwrap_err();
-            assert!(matches!(e, Error::BadRequest(_)), "{}: {e:?}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(e, Error::BadRequest(_)),
+                "{}: {e:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -6,7 +6,9 @@
 //! tests below drive it message by message.
 
 use crate::store::Meta;
-use shared::protocol::{Append, AppendReply, Ballot, LogChunk, Order, OrderNumber, ReplicaId, ReplicaStatus, Role};
+use shared::protocol::{
+    Append, AppendReply, Ballot, LogChunk, Order, OrderNumber, ReplicaId, ReplicaStatus, Role,
+};
 use shared::{Error, Result};
 use std::collections::HashMap;
 
@@ -77,8 +79,19 @@ pub fn quorum_point(mut lengths: Vec<u64>, quorum: usize) -> Option<u64> {
 impl Core {
     /// A replica that starts from the orders and meta of its files, recovering.
     pub fn new(id: ReplicaId, quorum: usize, log: Vec<Order>, meta: Meta) -> Core {
-        let by_request = log.iter().map(|o| (o.request_id.clone(), o.number)).collect();
-        Core { id, quorum, meta, role: Role::Recovering, view_len: 0, log, by_request }
+        let by_request = log
+            .iter()
+            .map(|o| (o.request_id.clone(), o.number))
+            .collect();
+        Core {
+            id,
+            quorum,
+            meta,
+            role: Role::Recovering,
+            view_len: 0,
+            log,
+            by_request,
+        }
     }
 
     /// Its status, as the health check and a prepare answer it.
@@ -123,7 +136,11 @@ impl Core {
     pub fn chunk(&self, from: u64, limit: usize) -> LogChunk {
         let start = (from as usize).min(self.log.len());
         let end = start.saturating_add(limit).min(self.log.len());
-        LogChunk { entries: self.log[start..end].to_vec(), len: self.len(), log_ballot: self.meta.log_ballot }
+        LogChunk {
+            entries: self.log[start..end].to_vec(),
+            len: self.len(),
+            log_ballot: self.meta.log_ballot,
+        }
     }
 
     /// True when this replica may act on a message of `b`: a newer epoch, or the very choice it
@@ -229,10 +246,22 @@ impl Core {
             self.role = Role::Follower;
         }
         let prev_ok = a.start <= self.len()
-            && (a.start == 0 || self.log[a.start as usize - 1].epoch == a.prev_epoch.unwrap_or(u64::MAX));
+            && (a.start == 0
+                || self.log[a.start as usize - 1].epoch == a.prev_epoch.unwrap_or(u64::MAX));
         if !prev_ok {
-            let reply = AppendReply { matched: false, len: self.len(), commit: self.meta.commit, log_ballot: self.meta.log_ballot };
-            return Ok((reply, Effects { change: LogChange::None, save_meta }));
+            let reply = AppendReply {
+                matched: false,
+                len: self.len(),
+                commit: self.meta.commit,
+                log_ballot: self.meta.log_ballot,
+            };
+            return Ok((
+                reply,
+                Effects {
+                    change: LogChange::None,
+                    save_meta,
+                },
+            ));
         }
         let mut change = self.merge(a.start, &a.entries);
         let end = a.start + a.entries.len() as u64;
@@ -247,7 +276,12 @@ impl Core {
             self.meta.log_ballot = a.ballot;
             save_meta = true;
         }
-        let reply = AppendReply { matched: true, len: self.len(), commit: self.meta.commit, log_ballot: self.meta.log_ballot };
+        let reply = AppendReply {
+            matched: true,
+            len: self.len(),
+            commit: self.meta.commit,
+            log_ballot: self.meta.log_ballot,
+        };
         Ok((reply, Effects { change, save_meta }))
     }
 
@@ -288,7 +322,8 @@ impl Core {
             request_id: request_id.to_string(),
             epoch: self.meta.promised.epoch,
         };
-        self.by_request.insert(order.request_id.clone(), order.number);
+        self.by_request
+            .insert(order.request_id.clone(), order.number);
         self.log.push(order.clone());
         Ok(order)
     }
@@ -317,7 +352,13 @@ mod tests {
     }
 
     fn o(n: u64, epoch: u64, rid: &str) -> Order {
-        Order { number: n, name: "Tux".into(), quantity: 1, request_id: rid.into(), epoch }
+        Order {
+            number: n,
+            name: "Tux".into(),
+            quantity: 1,
+            request_id: rid.into(),
+            epoch,
+        }
     }
 
     fn ready(id: ReplicaId, log: Vec<Order>) -> Core {
@@ -326,8 +367,22 @@ mod tests {
         c
     }
 
-    fn append(ballot: Ballot, start: u64, prev: Option<u64>, entries: Vec<Order>, commit: u64, view_len: u64) -> Append {
-        Append { ballot, start, prev_epoch: prev, entries, commit, view_len }
+    fn append(
+        ballot: Ballot,
+        start: u64,
+        prev: Option<u64>,
+        entries: Vec<Order>,
+        commit: u64,
+        view_len: u64,
+    ) -> Append {
+        Append {
+            ballot,
+            start,
+            prev_epoch: prev,
+            entries,
+            commit,
+            view_len,
+        }
     }
 
     #[test]
@@ -335,11 +390,19 @@ mod tests {
         let mut c = ready(3, vec![]);
         assert_eq!(c.on_notice(b(1, 3)).unwrap(), (true, true));
         assert_eq!(c.role, Role::Candidate);
-        assert_eq!(c.on_notice(b(1, 3)).unwrap(), (false, false), "a repeated notice changes nothing");
+        assert_eq!(
+            c.on_notice(b(1, 3)).unwrap(),
+            (false, false),
+            "a repeated notice changes nothing"
+        );
         c.become_leader(b(1, 3)).unwrap();
         assert!(c.leads(b(1, 3)));
         assert_eq!(c.on_notice(b(2, 2)).unwrap(), (true, false));
-        assert_eq!(c.role, Role::Follower, "a newer choice makes the old leader step down");
+        assert_eq!(
+            c.role,
+            Role::Follower,
+            "a newer choice makes the old leader step down"
+        );
     }
 
     #[test]
@@ -347,7 +410,11 @@ mod tests {
         let mut c = ready(1, vec![]);
         c.on_notice(b(5, 3)).unwrap();
         assert_eq!(c.on_notice(b(4, 3)), Err(Error::StaleEpoch(5)));
-        assert_eq!(c.on_notice(b(5, 2)), Err(Error::StaleEpoch(5)), "one leader per epoch");
+        assert_eq!(
+            c.on_notice(b(5, 2)),
+            Err(Error::StaleEpoch(5)),
+            "one leader per epoch"
+        );
         assert!(c.on_prepare(b(5, 2)).is_err());
         let a = append(b(4, 2), 0, None, vec![o(0, 4, "x")], 0, 0);
         assert_eq!(c.on_append(&a).unwrap_err(), Error::StaleEpoch(5));
@@ -358,18 +425,27 @@ mod tests {
     fn a_recovering_replica_refuses_to_promise_or_store() {
         let mut c = Core::new(1, 2, vec![], Meta::default());
         assert!(matches!(c.on_prepare(b(1, 2)), Err(Error::Unavailable(_))));
-        assert!(matches!(c.on_append(&append(b(1, 2), 0, None, vec![], 0, 0)), Err(Error::Unavailable(_))));
+        assert!(matches!(
+            c.on_append(&append(b(1, 2), 0, None, vec![], 0, 0)),
+            Err(Error::Unavailable(_))
+        ));
     }
 
     #[test]
     fn append_checks_the_previous_entry_and_reports_a_mismatch() {
         let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "b")]);
-        let (r, e) = c.on_append(&append(b(2, 3), 3, Some(2), vec![o(3, 2, "d")], 0, 4)).unwrap();
+        let (r, e) = c
+            .on_append(&append(b(2, 3), 3, Some(2), vec![o(3, 2, "d")], 0, 4))
+            .unwrap();
         assert!(!r.matched);
         assert_eq!((r.len, e.change), (2, LogChange::None));
-        let (r, _) = c.on_append(&append(b(2, 3), 2, Some(2), vec![], 0, 4)).unwrap();
+        let (r, _) = c
+            .on_append(&append(b(2, 3), 2, Some(2), vec![], 0, 4))
+            .unwrap();
         assert!(!r.matched, "epoch of entry 1 is 1, not 2");
-        let (r, e) = c.on_append(&append(b(2, 3), 2, Some(1), vec![o(2, 2, "c")], 1, 3)).unwrap();
+        let (r, e) = c
+            .on_append(&append(b(2, 3), 2, Some(1), vec![o(2, 2, "c")], 1, 3))
+            .unwrap();
         assert!(r.matched);
         assert_eq!(e.change, LogChange::Append(vec![o(2, 2, "c")]));
         assert_eq!((r.len, r.commit, r.log_ballot), (3, 1, b(2, 3)));
@@ -379,7 +455,9 @@ mod tests {
     #[test]
     fn a_conflicting_tail_is_cut_and_its_request_ids_forgotten() {
         let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "old1"), o(2, 1, "old2")]);
-        let (r, e) = c.on_append(&append(b(2, 3), 1, Some(1), vec![o(1, 2, "new1")], 0, 2)).unwrap();
+        let (r, e) = c
+            .on_append(&append(b(2, 3), 1, Some(1), vec![o(1, 2, "new1")], 0, 2))
+            .unwrap();
         assert!(r.matched);
         assert_eq!(e.change, LogChange::Rewrite);
         assert_eq!(c.orders(), &[o(0, 1, "a"), o(1, 2, "new1")]);
@@ -392,7 +470,16 @@ mod tests {
     fn joining_a_leader_cuts_leftovers_of_older_leaders_beyond_its_starting_log() {
         // Entry 2 was written by the old leader of epoch 1 and never reached the new leader.
         let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "b"), o(2, 1, "lost")]);
-        let (r, e) = c.on_append(&append(b(2, 3), 0, None, vec![o(0, 1, "a"), o(1, 1, "b")], 2, 2)).unwrap();
+        let (r, e) = c
+            .on_append(&append(
+                b(2, 3),
+                0,
+                None,
+                vec![o(0, 1, "a"), o(1, 1, "b")],
+                2,
+                2,
+            ))
+            .unwrap();
         assert!(r.matched);
         assert_eq!(e.change, LogChange::Rewrite);
         assert_eq!(c.len(), 2);
@@ -401,7 +488,9 @@ mod tests {
         let mut c = ready(1, vec![o(0, 2, "a"), o(1, 2, "b")]);
         c.meta.log_ballot = b(2, 3);
         c.meta.promised = b(2, 3);
-        let (r, e) = c.on_append(&append(b(2, 3), 0, None, vec![o(0, 2, "a")], 0, 1)).unwrap();
+        let (r, e) = c
+            .on_append(&append(b(2, 3), 0, None, vec![o(0, 2, "a")], 0, 1))
+            .unwrap();
         assert!(r.matched);
         assert_eq!((e.change, c.len()), (LogChange::None, 2));
     }
@@ -409,7 +498,9 @@ mod tests {
     #[test]
     fn commit_follows_the_leader_but_never_past_what_matched() {
         let mut c = ready(1, vec![]);
-        let (r, _) = c.on_append(&append(b(1, 2), 0, None, vec![o(0, 1, "a")], 5, 0)).unwrap();
+        let (r, _) = c
+            .on_append(&append(b(1, 2), 0, None, vec![o(0, 1, "a")], 5, 0))
+            .unwrap();
         assert_eq!(r.commit, 1);
     }
 

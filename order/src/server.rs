@@ -8,8 +8,8 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use shared::config::ReplicaList;
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
 use shared::protocol::{
-    Append, AppendReply, Ballot, LeaderNotice, LogChunk, OrderCreated, OrderInfo, OrderNumber, Purchase,
-    ReplicaId, ReplicaStatus, Role, TakeRecord, TakeReply,
+    Append, AppendReply, Ballot, LeaderNotice, LogChunk, OrderCreated, OrderInfo, OrderNumber,
+    Purchase, ReplicaId, ReplicaStatus, Role, TakeRecord, TakeReply,
 };
 use shared::{log, Error, Result};
 use std::collections::{HashMap, HashSet};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 /// How long a purchase or order query may wait inside the replica (for a takeover to finish, for a
 /// quorum to store the order) before it is answered 503 or 504.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// Timeout of a call to a peer replica with a small body.
 const PEER_TIMEOUT: Duration = Duration::from_millis(800);
 /// Timeout of a call that moves a batch of orders.
@@ -45,7 +45,11 @@ const RECOVERY_WINDOW: Duration = Duration::from_secs(3);
 
 /// The order service's flags. Each can also be set as `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "order", version, about = "One replica of the toy store's order service")]
+#[command(
+    name = "order",
+    version,
+    about = "One replica of the toy store's order service"
+)]
 pub struct Config {
     /// This replica's id (1, 2, 3, ...): its entry in --replicas.
     #[arg(long, env = "TOYSTORE_ID")]
@@ -57,7 +61,11 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_DATA", default_value = "data")]
     pub data: PathBuf,
     /// The catalog's URL.
-    #[arg(long, env = "TOYSTORE_CATALOG", default_value = "http://127.0.0.1:8081")]
+    #[arg(
+        long,
+        env = "TOYSTORE_CATALOG",
+        default_value = "http://127.0.0.1:8081"
+    )]
     pub catalog: String,
     /// Every replica, this one included: ID=URL,...
     #[arg(long, env = "TOYSTORE_REPLICAS", default_value = shared::config::DEFAULT_REPLICAS)]
@@ -110,6 +118,9 @@ struct Inner {
     followers: HashMap<ReplicaId, Follower>,
     /// Commit point last written to the meta file.
     saved_commit: u64,
+    /// Candidate only: fewer replicas than a quorum answered its last prepare, so requests are
+    /// refused at once instead of waiting for a takeover that cannot finish.
+    stalled: bool,
 }
 
 /// One order replica.
@@ -165,24 +176,48 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     let n = config.replicas.0.len();
     let quorum = config.quorum.unwrap_or(n / 2 + 1);
     if quorum == 0 || quorum > n {
-        return Err(Error::BadRequest(format!("--quorum must be between 1 and {n}")));
+        return Err(Error::BadRequest(format!(
+            "--quorum must be between 1 and {n}"
+        )));
     }
     if config.replicas.url(config.id).is_none() {
-        return Err(Error::BadRequest(format!("--id {} is not in --replicas", config.id)));
+        return Err(Error::BadRequest(format!(
+            "--id {} is not in --replicas",
+            config.id
+        )));
     }
     let (files, orders, meta) = Files::open(&config.data, config.id)?;
     let who = files.who().to_string();
-    log!(who, "loaded {} orders (last {:?}), promised epoch {}", orders.len(), orders.last().map(|o| o.number), meta.promised.epoch);
+    log!(
+        who,
+        "loaded {} orders (last {:?}), promised epoch {}",
+        orders.len(),
+        orders.last().map(|o| o.number),
+        meta.promised.epoch
+    );
     let durable = orders.len() as u64;
     let core = Core::new(config.id, quorum, orders, meta);
     let saved_commit = core.meta.commit;
     let replica = Arc::new(Replica {
         id: config.id,
         who,
-        inner: Mutex::new(Inner { core, durable, inflight: HashSet::new(), followers: HashMap::new(), saved_commit }),
+        inner: Mutex::new(Inner {
+            core,
+            durable,
+            inflight: HashSet::new(),
+            followers: HashMap::new(),
+            saved_commit,
+            stalled: false,
+        }),
         changed: Condvar::new(),
         files,
-        peers: config.replicas.0.iter().filter(|(i, _)| *i != config.id).cloned().collect(),
+        peers: config
+            .replicas
+            .0
+            .iter()
+            .filter(|(i, _)| *i != config.id)
+            .cloned()
+            .collect(),
         peer: Peer::new(PEER_TIMEOUT, config.secret.clone()),
         bulk: Peer::new(BULK_TIMEOUT, config.secret.clone()),
         catalog_url: shared::config::base_url(&config.catalog).map_err(Error::BadRequest)?,
@@ -200,35 +235,56 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     let mut options = ServerOptions::internal(config.secret.clone());
     options.workers = config.workers;
     let server = Server::start(listener, options, handler)?;
-    log!(replica.who, "serving on {} (quorum {quorum} of {n})", server.addr());
+    log!(
+        replica.who,
+        "serving on {} (quorum {quorum} of {n})",
+        server.addr()
+    );
     Ok(Running { server, replica })
 }
 
 /// Routes one request.
 pub fn handle(r: &Arc<Replica>, req: &Request) -> Reply {
     match (&req.method, req.segments().as_slice()) {
-        (Method::Post, ["orders"]) => Reply::from_result(req.json::<Purchase>().and_then(|p| r.purchase(&p))),
+        (Method::Post, ["orders"]) => {
+            Reply::from_result(req.json::<Purchase>().and_then(|p| r.purchase(&p)))
+        }
         (Method::Get, ["orders", n]) => match n.parse::<OrderNumber>() {
             Ok(n) => Reply::from_result(r.order(n)),
             Err(_) => Reply::error(&Error::BadRequest(format!("{n:?} is not an order number"))),
         },
         (Method::Get, ["internal", "health"]) => Reply::data(r.inner.lock().core.status()),
-        (Method::Post, ["internal", "leader"]) => {
-            Reply::from_result(req.json::<LeaderNotice>().and_then(|n| r.on_notice(n.ballot)))
+        (Method::Post, ["internal", "leader"]) => Reply::from_result(
+            req.json::<LeaderNotice>()
+                .and_then(|n| r.on_notice(n.ballot)),
+        ),
+        (Method::Post, ["internal", "prepare"]) => {
+            Reply::from_result(req.json::<Ballot>().and_then(|b| r.on_prepare(b)))
         }
-        (Method::Post, ["internal", "prepare"]) => Reply::from_result(req.json::<Ballot>().and_then(|b| r.on_prepare(b))),
-        (Method::Post, ["internal", "append"]) => Reply::from_result(req.json::<Append>().and_then(|a| r.on_append(&a))),
+        (Method::Post, ["internal", "append"]) => {
+            Reply::from_result(req.json::<Append>().and_then(|a| r.on_append(&a)))
+        }
         (Method::Get, ["internal", "log"]) => {
             let from = req.query_param("from").unwrap_or("0").parse::<u64>();
             let limit = req.query_param("limit").unwrap_or("1000").parse::<usize>();
             match (from, limit) {
-                (Ok(from), Ok(limit)) => Reply::data(r.inner.lock().core.chunk(from, limit.min(BATCH))),
-                _ => Reply::error(&Error::BadRequest("`from` and `limit` must be numbers".into())),
+                (Ok(from), Ok(limit)) => {
+                    Reply::data(r.inner.lock().core.chunk(from, limit.min(BATCH)))
+                }
+                _ => Reply::error(&Error::BadRequest(
+                    "`from` and `limit` must be numbers".into(),
+                )),
             }
         }
-        (_, ["orders"] | ["orders", _] | ["internal", "health" | "leader" | "prepare" | "append" | "log"]) => {
-            Reply::error(&Error::MethodNotAllowed(format!("{:?} is not allowed on {}", req.method, req.path)))
-        }
+        (
+            _,
+            ["orders"]
+            | ["orders", _]
+            | ["internal", "health" | "leader" | "prepare" | "append" | "log"],
+        ) => Reply::error(&Error::MethodNotAllowed(format!(
+            "{:?} is not allowed on {}",
+            req.method, req.path
+        ))),
         _ => Reply::error(&Error::NotFound(format!("no such path: {}", req.path))),
     }
 }
@@ -243,14 +299,19 @@ fn validate(p: &Purchase) -> Result<()> {
     }
     let id_ok = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
     if p.request_id.is_empty() || p.request_id.len() > 128 || !p.request_id.chars().all(id_ok) {
-        return Err(Error::BadRequest("request_id must be 1 to 128 of [A-Za-z0-9-_.:]".into()));
+        return Err(Error::BadRequest(
+            "request_id must be 1 to 128 of [A-Za-z0-9-_.:]".into(),
+        ));
     }
     Ok(())
 }
 
 impl Replica {
     fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) {
-        let t = std::thread::Builder::new().name(format!("{}-{name}", self.who)).spawn(f).expect("spawn");
+        let t = std::thread::Builder::new()
+            .name(format!("{}-{name}", self.who))
+            .spawn(f)
+            .expect("spawn");
         self.threads.lock().push(t);
     }
 
@@ -301,7 +362,12 @@ impl Replica {
         if inner.core.role != Role::Leader {
             return;
         }
-        let followers: Vec<u64> = inner.followers.values().filter(|f| f.synced).map(|f| f.matched).collect();
+        let followers: Vec<u64> = inner
+            .followers
+            .values()
+            .filter(|f| f.synced)
+            .map(|f| f.matched)
+            .collect();
         let durable = inner.durable;
         if inner.core.advance_commit(durable, &followers) {
             self.changed.notify_all();
@@ -312,13 +378,28 @@ impl Replica {
         let mut inner = self.inner.lock();
         let was = inner.core.role;
         let (save, take_over) = inner.core.on_notice(ballot)?;
-        self.apply(&mut inner, Effects { change: LogChange::None, save_meta: save })?;
+        self.apply(
+            &mut inner,
+            Effects {
+                change: LogChange::None,
+                save_meta: save,
+            },
+        )?;
         if was == Role::Leader && inner.core.role != Role::Leader {
-            log!(self.who, "stepping down: replica {} leads in epoch {}", ballot.leader, ballot.epoch);
+            log!(
+                self.who,
+                "stepping down: replica {} leads in epoch {}",
+                ballot.leader,
+                ballot.epoch
+            );
         }
         self.changed.notify_all();
         if take_over {
-            log!(self.who, "chosen as leader for epoch {}; collecting the replicas' logs", ballot.epoch);
+            log!(
+                self.who,
+                "chosen as leader for epoch {}; collecting the replicas' logs",
+                ballot.epoch
+            );
             let r = self.clone();
             self.spawn("takeover", move || r.take_over(ballot));
         }
@@ -328,7 +409,13 @@ impl Replica {
     fn on_prepare(&self, ballot: Ballot) -> Result<ReplicaStatus> {
         let mut inner = self.inner.lock();
         let (status, save) = inner.core.on_prepare(ballot)?;
-        self.apply(&mut inner, Effects { change: LogChange::None, save_meta: save })?;
+        self.apply(
+            &mut inner,
+            Effects {
+                change: LogChange::None,
+                save_meta: save,
+            },
+        )?;
         self.changed.notify_all();
         Ok(status)
     }
@@ -346,19 +433,35 @@ impl Replica {
     }
 
     /// The statuses of the peers that answer `call` within the peer timeout, asked in parallel.
-    fn ask_peers<T: Send>(&self, call: impl Fn(&str) -> Result<T> + Sync) -> Vec<(ReplicaId, Result<T>)> {
+    fn ask_peers<T: Send>(
+        &self,
+        call: impl Fn(&str) -> Result<T> + Sync,
+    ) -> Vec<(ReplicaId, Result<T>)> {
         std::thread::scope(|s| {
-            let handles: Vec<_> =
-                self.peers.iter().map(|(id, url)| (*id, s.spawn(|| call(url)))).collect();
+            let handles: Vec<_> = self
+                .peers
+                .iter()
+                .map(|(id, url)| (*id, s.spawn(|| call(url))))
+                .collect();
             handles
                 .into_iter()
-                .map(|(id, h)| (id, h.join().unwrap_or_else(|_| Err(Error::Internal("panic".into())))))
+                .map(|(id, h)| {
+                    (
+                        id,
+                        h.join()
+                            .unwrap_or_else(|_| Err(Error::Internal("panic".into()))),
+                    )
+                })
                 .collect()
         })
     }
 
     fn url_of(&self, id: ReplicaId) -> &str {
-        self.peers.iter().find(|(i, _)| *i == id).map(|(_, u)| u.as_str()).expect("a peer")
+        self.peers
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, u)| u.as_str())
+            .expect("a peer")
     }
 
     /// Copies the log of replica `source` into this one: from this replica's commit point (below it
@@ -369,7 +472,9 @@ impl Replica {
         let mut pos = self.inner.lock().core.meta.commit;
         let mut added = 0;
         loop {
-            let chunk: LogChunk = self.bulk.get(&format!("{url}/internal/log?from={pos}&limit={BATCH}"))?;
+            let chunk: LogChunk = self
+                .bulk
+                .get(&format!("{url}/internal/log?from={pos}&limit={BATCH}"))?;
             let mut inner = self.inner.lock();
             if pos > inner.core.len() {
                 return Err(Error::Internal("log shrank during a copy".into()));
@@ -386,7 +491,13 @@ impl Replica {
                 };
             }
             added += inner.core.len().saturating_sub(before);
-            self.apply(&mut inner, Effects { change, save_meta: done })?;
+            self.apply(
+                &mut inner,
+                Effects {
+                    change,
+                    save_meta: done,
+                },
+            )?;
             if done {
                 return Ok(added);
             }
@@ -402,8 +513,12 @@ impl Replica {
             if self.stopped() {
                 return;
             }
-            let answers = self.ask_peers(|url| self.peer.get::<ReplicaStatus>(&format!("{url}/internal/health")));
-            let mut statuses: Vec<ReplicaStatus> = answers.into_iter().filter_map(|(_, s)| s.ok()).collect();
+            let answers = self.ask_peers(|url| {
+                self.peer
+                    .get::<ReplicaStatus>(&format!("{url}/internal/health"))
+            });
+            let mut statuses: Vec<ReplicaStatus> =
+                answers.into_iter().filter_map(|(_, s)| s.ok()).collect();
             let reached = statuses.len();
             let own = self.inner.lock().core.status();
             statuses.push(own.clone());
@@ -419,14 +534,22 @@ impl Replica {
                     self.changed.notify_all();
                     let len = inner.core.len();
                     if reached + 1 >= quorum {
-                        log!(self.who, "ready: resynced {n} orders from replica {}, log has {len} orders", best.id);
+                        log!(
+                            self.who,
+                            "ready: resynced {n} orders from replica {}, log has {len} orders",
+                            best.id
+                        );
                     } else {
                         log!(self.who, "ready with {len} orders; reached {reached} peers, the leader will sync the rest");
                     }
                     return;
                 }
                 Ok(_) => {}
-                Err(e) => log!(self.who, "resync from replica {} failed: {e}; trying again", best.id),
+                Err(e) => log!(
+                    self.who,
+                    "resync from replica {} failed: {e}; trying again",
+                    best.id
+                ),
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -442,13 +565,20 @@ impl Replica {
     fn take_over(self: Arc<Self>, ballot: Ballot) {
         let mut waiting_logged = false;
         while !self.stopped() && self.still_candidate(ballot) {
-            let answers = self.ask_peers(|url| self.peer.post::<_, ReplicaStatus>(&format!("{url}/internal/prepare"), &ballot));
+            let answers = self.ask_peers(|url| {
+                self.peer
+                    .post::<_, ReplicaStatus>(&format!("{url}/internal/prepare"), &ballot)
+            });
             let mut statuses = Vec::new();
             for (id, a) in answers {
                 match a {
                     Ok(s) => statuses.push(s),
                     Err(Error::StaleEpoch(e)) => {
-                        log!(self.who, "replica {id} promised epoch {e}; giving up epoch {}", ballot.epoch);
+                        log!(
+                            self.who,
+                            "replica {id} promised epoch {e}; giving up epoch {}",
+                            ballot.epoch
+                        );
                         let mut inner = self.inner.lock();
                         if inner.core.role == Role::Candidate {
                             inner.core.role = Role::Follower;
@@ -461,9 +591,20 @@ impl Replica {
             }
             let own = self.inner.lock().core.status();
             statuses.push(own.clone());
-            if statuses.len() < own_quorum(&self) {
+            let stalled = statuses.len() < own_quorum(&self);
+            if self.inner.lock().stalled != stalled {
+                self.inner.lock().stalled = stalled;
+                self.changed.notify_all();
+            }
+            if stalled {
                 if !waiting_logged {
-                    log!(self.who, "epoch {}: only {} of {} replicas answer; waiting for a quorum", ballot.epoch, statuses.len(), self.peers.len() + 1);
+                    log!(
+                        self.who,
+                        "epoch {}: only {} of {} replicas answer; waiting for a quorum",
+                        ballot.epoch,
+                        statuses.len(),
+                        self.peers.len() + 1
+                    );
                     waiting_logged = true;
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -475,7 +616,11 @@ impl Replica {
                 match self.copy_from(best.id) {
                     Ok(n) => copied = n,
                     Err(e) => {
-                        log!(self.who, "copy from replica {} failed: {e}; trying again", best.id);
+                        log!(
+                            self.who,
+                            "copy from replica {} failed: {e}; trying again",
+                            best.id
+                        );
                         std::thread::sleep(Duration::from_millis(100));
                         continue;
                     }
@@ -485,15 +630,30 @@ impl Replica {
             if inner.core.become_leader(ballot).is_err() {
                 return;
             }
-            if let Err(e) = self.apply(&mut inner, Effects { change: LogChange::None, save_meta: true }) {
+            if let Err(e) = self.apply(
+                &mut inner,
+                Effects {
+                    change: LogChange::None,
+                    save_meta: true,
+                },
+            ) {
                 log!(self.who, "cannot save the meta file: {e}");
                 inner.core.role = Role::Follower;
                 return;
             }
-            inner.followers = self.peers.iter().map(|(id, _)| (*id, Follower::default())).collect();
+            inner.followers = self
+                .peers
+                .iter()
+                .map(|(id, _)| (*id, Follower::default()))
+                .collect();
             inner.durable = inner.core.len();
             let len = inner.core.len();
-            log!(self.who, "leader for epoch {} with {len} orders ({copied} copied from replica {})", ballot.epoch, best.id);
+            log!(
+                self.who,
+                "leader for epoch {} with {len} orders ({copied} copied from replica {})",
+                ballot.epoch,
+                best.id
+            );
             self.changed.notify_all();
             drop(inner);
             for (id, url) in self.peers.clone() {
@@ -513,6 +673,7 @@ impl Replica {
         let mut last_sent = Instant::now() - HEARTBEAT;
         let mut down_logged = false;
         let mut backoff = Duration::from_millis(20);
+        let mut commit_sent = 0;
         loop {
             let a = {
                 let mut inner = self.inner.lock();
@@ -521,7 +682,10 @@ impl Replica {
                         return;
                     }
                     let synced = inner.followers.get(&id).is_some_and(|f| f.synced);
-                    if next < inner.core.len() || !synced || last_sent.elapsed() >= HEARTBEAT {
+                    // A new commit point goes out at once, so a follower that must answer queries
+                    // after this leader dies knows every order the leader confirmed.
+                    let news = next < inner.core.len() || inner.core.meta.commit > commit_sent;
+                    if news || !synced || last_sent.elapsed() >= HEARTBEAT {
                         break;
                     }
                     self.changed.wait_for(&mut inner, HEARTBEAT);
@@ -532,14 +696,22 @@ impl Replica {
                 Append {
                     ballot,
                     start,
-                    prev_epoch: start.checked_sub(1).and_then(|p| core.get(p)).map(|o| o.epoch),
+                    prev_epoch: start
+                        .checked_sub(1)
+                        .and_then(|p| core.get(p))
+                        .map(|o| o.epoch),
                     entries: chunk.entries,
                     commit: core.meta.commit,
                     view_len: core.view_len,
                 }
             };
             last_sent = Instant::now();
-            let peer = if a.entries.len() > 64 { &self.bulk } else { &self.peer };
+            commit_sent = a.commit;
+            let peer = if a.entries.len() > 64 {
+                &self.bulk
+            } else {
+                &self.peer
+            };
             match peer.post::<_, AppendReply>(&format!("{url}/internal/append"), &a) {
                 Ok(r) if r.matched => {
                     backoff = Duration::from_millis(20);
@@ -555,17 +727,28 @@ impl Replica {
                     f.synced = r.log_ballot == ballot;
                     f.last_ok = Some(Instant::now());
                     if f.synced && !was_synced {
-                        log!(self.who, "replica {id} copies this leader's log ({next} orders)");
+                        log!(
+                            self.who,
+                            "replica {id} copies this leader's log ({next} orders)"
+                        );
                     }
                     self.maybe_advance_commit(&mut inner);
                 }
                 Ok(r) => {
-                    next = if r.len < a.start { r.len } else { r.commit.min(a.start.saturating_sub(1)) };
+                    next = if r.len < a.start {
+                        r.len
+                    } else {
+                        r.commit.min(a.start.saturating_sub(1))
+                    };
                 }
                 Err(Error::StaleEpoch(e)) => {
                     let mut inner = self.inner.lock();
                     if inner.core.leads(ballot) {
-                        log!(self.who, "replica {id} promised epoch {e}: stepping down as leader of epoch {}", ballot.epoch);
+                        log!(
+                            self.who,
+                            "replica {id} promised epoch {e}: stepping down as leader of epoch {}",
+                            ballot.epoch
+                        );
                         inner.core.role = Role::Follower;
                         self.changed.notify_all();
                     }
@@ -602,20 +785,39 @@ impl Replica {
         loop {
             match inner.core.role {
                 Role::Leader => return Ok(inner.core.meta.promised),
+                Role::Candidate if inner.stalled => {
+                    return Err(Error::Unavailable(format!(
+                        "fewer than {} order replicas reachable; nothing was changed",
+                        inner.core.quorum
+                    )))
+                }
                 Role::Candidate if Instant::now() < deadline => {
                     self.changed.wait_until(&mut inner, deadline);
                 }
-                Role::Candidate => return Err(Error::Unavailable("the leader is still collecting the replicas' logs".into())),
+                Role::Candidate => {
+                    return Err(Error::Unavailable(
+                        "the leader is still collecting the replicas' logs".into(),
+                    ))
+                }
                 _ => {
                     let leader = inner.core.meta.promised.leader;
-                    return Err(Error::Unavailable(format!("replica {} is not the leader (leader: {leader})", self.id)));
+                    return Err(Error::Unavailable(format!(
+                        "replica {} is not the leader (leader: {leader})",
+                        self.id
+                    )));
                 }
             }
         }
     }
 
     /// Waits until order `n` is committed, while this replica still leads with `ballot`.
-    fn wait_committed(&self, mut inner: MutexGuard<'_, Inner>, n: OrderNumber, ballot: Ballot, deadline: Instant) -> Result<()> {
+    fn wait_committed(
+        &self,
+        mut inner: MutexGuard<'_, Inner>,
+        n: OrderNumber,
+        ballot: Ballot,
+        deadline: Instant,
+    ) -> Result<()> {
         loop {
             if inner.core.meta.commit > n {
                 return Ok(());
@@ -646,7 +848,10 @@ impl Replica {
                 if let Some(n) = inner.core.find(&p.request_id) {
                     let o = inner.core.get(n).expect("indexed");
                     if o.name != p.name || o.quantity != p.quantity {
-                        return Err(Error::Conflict(format!("request id {} was used for another purchase", p.request_id)));
+                        return Err(Error::Conflict(format!(
+                            "request id {} was used for another purchase",
+                            p.request_id
+                        )));
                     }
                     self.wait_committed(inner, n, ballot, deadline)?;
                     return Ok(OrderCreated { order_number: n });
@@ -658,7 +863,9 @@ impl Replica {
                     break;
                 }
                 if self.changed.wait_until(&mut inner, deadline).timed_out() {
-                    return Err(Error::Indeterminate("the same request id is still being processed".into()));
+                    return Err(Error::Indeterminate(
+                        "the same request id is still being processed".into(),
+                    ));
                 }
             }
             if !Self::quorum_alive(&inner) {
@@ -676,7 +883,8 @@ impl Replica {
         taken?;
         if !inner.core.leads(ballot) {
             return Err(Error::Indeterminate(
-                "leadership changed after the stock was taken; the new leader completes the order".into(),
+                "leadership changed after the stock was taken; the new leader completes the order"
+                    .into(),
             ));
         }
         let order = inner.core.create(&p.name, p.quantity, &p.request_id)?;
@@ -685,7 +893,9 @@ impl Replica {
         drop(inner);
         self.wait_durable(Some(ticket), order.number + 1)?;
         self.wait_committed(self.inner.lock(), order.number, ballot, deadline)?;
-        Ok(OrderCreated { order_number: order.number })
+        Ok(OrderCreated {
+            order_number: order.number,
+        })
     }
 
     /// Takes the stock at the catalog, retrying a call whose outcome is unknown (the take is
@@ -697,17 +907,17 @@ impl Replica {
             match self.catalog.post::<_, TakeReply>(&url, p) {
                 Ok(r) => return Ok(r),
                 Err(Error::Unreachable(e)) if !maybe_taken => {
-                    return Err(Error::Unavailable(format!("the catalog is unreachable ({e}); nothing was changed")))
+                    return Err(Error::Unavailable(format!(
+                        "the catalog is unreachable ({e}); nothing was changed"
+                    )))
                 }
                 Err(e) if e.is_retryable() && Instant::now() < deadline => {
                     maybe_taken = true;
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e) if e.is_retryable() => {
-                    return Err(Error::Indeterminate(format!(
-                        "the catalog did not confirm the take ({e}); it completes or is rolled forward"
-                    )))
-                }
+                Err(e) if e.is_retryable() => return Err(Error::Indeterminate(format!(
+                    "the catalog did not confirm the take ({e}); it completes or is rolled forward"
+                ))),
                 Err(e) => return Err(e),
             }
         }
@@ -751,7 +961,14 @@ impl Replica {
                     Ok(o) => o,
                     Err(_) => return,
                 };
-                log!(self.who, "rolled forward request {}: order {} for {} x {}", t.request_id, order.number, t.quantity, t.name);
+                log!(
+                    self.who,
+                    "rolled forward request {}: order {} for {} x {}",
+                    t.request_id,
+                    order.number,
+                    t.quantity,
+                    t.name
+                );
                 let ticket = self.files.append(std::slice::from_ref(&order));
                 self.changed.notify_all();
                 drop(inner);
@@ -775,18 +992,24 @@ impl Replica {
             let core = &inner.core;
             if n < core.meta.commit {
                 let o = core.get(n).expect("committed orders are in the log");
-                return Ok(OrderInfo { number: o.number, name: o.name.clone(), quantity: o.quantity });
+                return Ok(OrderInfo {
+                    number: o.number,
+                    name: o.name.clone(),
+                    quantity: o.quantity,
+                });
             }
             let waiting = match core.role {
                 Role::Leader => n < core.len(),
-                Role::Candidate => true,
+                Role::Candidate => !inner.stalled,
                 _ => false,
             };
             if !waiting {
                 return Err(Error::NotFound(format!("no order {n}")));
             }
             if self.changed.wait_until(&mut inner, deadline).timed_out() {
-                return Err(Error::Unavailable(format!("order {n} is not confirmed yet")));
+                return Err(Error::Unavailable(format!(
+                    "order {n} is not confirmed yet"
+                )));
             }
         }
     }
@@ -799,7 +1022,10 @@ impl Replica {
             let mut inner = self.inner.lock();
             if inner.core.meta.commit != inner.saved_commit {
                 // Only orders on this replica's disk may be called committed in its file.
-                let meta = crate::store::Meta { commit: inner.core.meta.commit.min(inner.durable), ..inner.core.meta };
+                let meta = crate::store::Meta {
+                    commit: inner.core.meta.commit.min(inner.durable),
+                    ..inner.core.meta
+                };
                 if self.files.save_meta(&meta).is_ok() {
                     inner.saved_commit = meta.commit;
                 }

@@ -34,7 +34,9 @@ pub fn orders_path(dir: &Path, id: ReplicaId) -> PathBuf {
 
 /// One order as a CSV line.
 pub fn order_line(o: &Order) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
     w.serialize(o).expect("serialise order");
     w.into_inner().expect("in-memory writer")
 }
@@ -48,8 +50,8 @@ pub fn read_orders(path: &Path, who: &str) -> Result<Vec<Order>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     let mut orders = Vec::new();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let rows: Vec<_> = reader.deserialize::<Order>().collect();
@@ -67,7 +69,11 @@ pub fn read_orders(path: &Path, who: &str) -> Result<Vec<Order>> {
                 )))
             }
             Err(e) if i + 1 == count => {
-                log!(who, "dropping an unreadable last line of {} ({e}); it is fetched again from a peer", path.display());
+                log!(
+                    who,
+                    "dropping an unreadable last line of {} ({e}); it is fetched again from a peer",
+                    path.display()
+                );
                 let keep: Vec<u8> = orders.iter().flat_map(order_line).collect();
                 write_atomic(path, &[ORDERS_HEADER.as_bytes(), &keep].concat())?;
             }
@@ -95,8 +101,19 @@ impl Files {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Meta::default(),
             Err(e) => return Err(e.into()),
         };
-        let meta = Meta { commit: meta.commit.min(orders.len() as u64), ..meta };
-        Ok((Files { who, orders: file, meta_path }, orders, meta))
+        let meta = Meta {
+            commit: meta.commit.min(orders.len() as u64),
+            ..meta
+        };
+        Ok((
+            Files {
+                who,
+                orders: file,
+                meta_path,
+            },
+            orders,
+            meta,
+        ))
     }
 
     /// Queues orders for the end of the file; returns the ticket to wait on.
@@ -136,7 +153,13 @@ mod tests {
     use super::*;
 
     fn order(n: u64) -> Order {
-        Order { number: n, name: "Tux".into(), quantity: 1, request_id: format!("r{n}"), epoch: 1 }
+        Order {
+            number: n,
+            name: "Tux".into(),
+            quantity: 1,
+            request_id: format!("r{n}"),
+            epoch: 1,
+        }
     }
 
     #[test]
@@ -147,14 +170,27 @@ mod tests {
         assert_eq!(meta, Meta::default());
         let t = files.append(&[order(0), order(1)]);
         files.wait(t).unwrap();
-        let meta = Meta { promised: Ballot { epoch: 3, leader: 2 }, log_ballot: Ballot { epoch: 3, leader: 2 }, commit: 2 };
+        let meta = Meta {
+            promised: Ballot {
+                epoch: 3,
+                leader: 2,
+            },
+            log_ballot: Ballot {
+                epoch: 3,
+                leader: 2,
+            },
+            commit: 2,
+        };
         files.save_meta(&meta).unwrap();
         drop(files);
         let (_, orders, again) = Files::open(dir.path(), 2).unwrap();
         assert_eq!(orders, vec![order(0), order(1)]);
         assert_eq!(again, meta);
         let text = std::fs::read_to_string(dir.path().join("orders-2.csv")).unwrap();
-        assert_eq!(text, "number,name,quantity,request_id,epoch\n0,Tux,1,r0,1\n1,Tux,1,r1,1\n");
+        assert_eq!(
+            text,
+            "number,name,quantity,request_id,epoch\n0,Tux,1,r0,1\n1,Tux,1,r1,1\n"
+        );
     }
 
     #[test]
@@ -163,12 +199,27 @@ mod tests {
         let path = orders_path(dir.path(), 1);
         std::fs::write(&path, format!("{ORDERS_HEADER}0,Tux,1,r0,1\n1,Tu")).unwrap();
         assert_eq!(Files::open(dir.path(), 1).unwrap().1, vec![order(0)]);
-        std::fs::write(&path, format!("{ORDERS_HEADER}0,Tux,1,r0,1\n1,Tux,x,r1,1\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{ORDERS_HEADER}0,Tux,1,r0,1\n1,Tux,x,r1,1\n"),
+        )
+        .unwrap();
         assert_eq!(Files::open(dir.path(), 1).unwrap().1, vec![order(0)]);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{ORDERS_HEADER}0,Tux,1,r0,1\n"));
-        std::fs::write(&path, format!("{ORDERS_HEADER}0,Tux,x,r0,1\n1,Tux,1,r1,1\n")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{ORDERS_HEADER}0,Tux,1,r0,1\n")
+        );
+        std::fs::write(
+            &path,
+            format!("{ORDERS_HEADER}0,Tux,x,r0,1\n1,Tux,1,r1,1\n"),
+        )
+        .unwrap();
         assert!(Files::open(dir.path(), 1).is_err());
-        std::fs::write(&path, format!("{ORDERS_HEADER}0,Tux,1,r0,1\n5,Tux,1,r1,1\n")).unwrap();
+        std::fs::write(
+            &path,
+            format!("{ORDERS_HEADER}0,Tux,1,r0,1\n5,Tux,1,r1,1\n"),
+        )
+        .unwrap();
         assert!(Files::open(dir.path(), 1).is_err());
     }
 }

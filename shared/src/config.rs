@@ -9,7 +9,8 @@ use std::str::FromStr;
 pub struct ReplicaList(pub Vec<(ReplicaId, String)>);
 
 /// The default replica list of the contract.
-pub const DEFAULT_REPLICAS: &str = "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093";
+pub const DEFAULT_REPLICAS: &str =
+    "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093";
 
 impl FromStr for ReplicaList {
     type Err = String;
@@ -17,8 +18,13 @@ impl FromStr for ReplicaList {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut list = Vec::new();
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (id, url) = item.split_once('=').ok_or_else(|| format!("`{item}` is not ID=URL"))?;
-            let id: ReplicaId = id.trim().parse().map_err(|_| format!("`{id}` is not a replica id"))?;
+            let (id, url) = item
+                .split_once('=')
+                .ok_or_else(|| format!("`{item}` is not ID=URL"))?;
+            let id: ReplicaId = id
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{id}` is not a replica id"))?;
             if id == 0 {
                 return Err("replica ids start at 1".into());
             }
@@ -37,7 +43,11 @@ impl FromStr for ReplicaList {
 
 impl fmt::Display for ReplicaList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let items: Vec<String> = self.0.iter().map(|(id, url)| format!("{id}={url}")).collect();
+        let items: Vec<String> = self
+            .0
+            .iter()
+            .map(|(id, url)| format!("{id}={url}"))
+            .collect();
         write!(f, "{}", items.join(","))
     }
 }
@@ -45,7 +55,10 @@ impl fmt::Display for ReplicaList {
 impl ReplicaList {
     /// The URL of replica `id`.
     pub fn url(&self, id: ReplicaId) -> Option<&str> {
-        self.0.iter().find(|(i, _)| *i == id).map(|(_, u)| u.as_str())
+        self.0
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, u)| u.as_str())
     }
 
     /// The ids, lowest first.
@@ -72,12 +85,22 @@ mod tests {
         let l: ReplicaList = "3=http://h:3/,1=http://h:1".parse().unwrap();
         assert_eq!(l.ids(), vec![1, 3]);
         assert_eq!(l.url(3), Some("http://h:3"));
-        assert_eq!(DEFAULT_REPLICAS.parse::<ReplicaList>().unwrap().to_string(), DEFAULT_REPLICAS);
+        assert_eq!(
+            DEFAULT_REPLICAS.parse::<ReplicaList>().unwrap().to_string(),
+            DEFAULT_REPLICAS
+        );
     }
 
     #[test]
     fn bad_lists_are_refused_with_a_reason() {
-        for bad in ["", "1", "x=http://a", "0=http://a", "1=ftp://a", "1=http://a,1=http://b"] {
+        for bad in [
+            "",
+            "1",
+            "x=http://a",
+            "0=http://a",
+            "1=ftp://a",
+            "1=http://a,1=http://b",
+        ] {
             assert!(bad.parse::<ReplicaList>().is_err(), "{bad}");
         }
     }

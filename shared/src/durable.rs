@@ -135,7 +135,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         File::open(dir)?.sync_all()?;
     }
     Ok(())

@@ -64,7 +64,10 @@ impl Error {
             403 => Error::Forbidden(message),
             404 => Error::NotFound(message),
             405 => Error::MethodNotAllowed(message),
-            409 => match message.strip_prefix(STALE_PREFIX).and_then(|e| e.trim().parse().ok()) {
+            409 => match message
+                .strip_prefix(STALE_PREFIX)
+                .and_then(|e| e.trim().parse().ok())
+            {
                 Some(epoch) => Error::StaleEpoch(epoch),
                 None => Error::Conflict(message),
             },
@@ -79,7 +82,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::Unavailable(_) | Error::Unreachable(_) | Error::Transport(_) | Error::Indeterminate(_)
+            Error::Unavailable(_)
+                | Error::Unreachable(_)
+                | Error::Transport(_)
+                | Error::Indeterminate(_)
         )
     }
 
@@ -136,11 +142,18 @@ impl From<ureq::Error> for Error {
     fn from(e: ureq::Error) -> Self {
         use ureq::Timeout;
         let refused = |e: &std::io::Error| {
-            matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable)
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            )
         };
         match &e {
-            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => Error::Unreachable(e.to_string()),
-            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => Error::Unreachable(e.to_string()),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                Error::Unreachable(e.to_string())
+            }
+            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => {
+                Error::Unreachable(e.to_string())
+            }
             ureq::Error::Io(io) if refused(io) => Error::Unreachable(e.to_string()),
             _ => Error::Transport(e.to_string()),
         }

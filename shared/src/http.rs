@@ -56,7 +56,12 @@ impl Request {
     /// A request for tests and internal dispatch.
     pub fn new(method: Method, url: &str, body: &[u8]) -> Request {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
-        Request { method, path: path.to_string(), query: query.to_string(), body: body.to_vec() }
+        Request {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            body: body.to_vec(),
+        }
     }
 
     /// The path split on `/`, without empty segments at the ends.
@@ -66,12 +71,17 @@ impl Request {
 
     /// A query parameter's value (not percent-decoded: the services only use numbers there).
     pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+        self.query.split('&').find_map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        })
     }
 
     /// The body parsed as JSON of type `T`, or 400 with what is wrong.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::BadRequest(format!("malformed body: {e}")))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::BadRequest(format!("malformed body: {e}")))
     }
 }
 
@@ -94,8 +104,16 @@ impl Reply {
     /// The error's status with `{"error": {"code", "message"}}`.
     pub fn error(e: &Error) -> Reply {
         let status = e.status();
-        let body: Envelope<()> = Envelope::Error { error: ErrorBody { code: status, message: e.message() } };
-        Reply { status, body: serde_json::to_vec(&body).expect("serialisable error") }
+        let body: Envelope<()> = Envelope::Error {
+            error: ErrorBody {
+                code: status,
+                message: e.message(),
+            },
+        };
+        Reply {
+            status,
+            body: serde_json::to_vec(&body).expect("serialisable error"),
+        }
     }
 
     /// [`Reply::data`] or [`Reply::error`].
@@ -157,12 +175,22 @@ pub struct ServerOptions {
 impl ServerOptions {
     /// Options for a server that only services call.
     pub fn internal(secret: Option<String>) -> ServerOptions {
-        ServerOptions { workers: DEFAULT_WORKERS, max_body: MAX_BODY, secret, internal: true }
+        ServerOptions {
+            workers: DEFAULT_WORKERS,
+            max_body: MAX_BODY,
+            secret,
+            internal: true,
+        }
     }
 
     /// Options for the public API.
     pub fn public() -> ServerOptions {
-        ServerOptions { workers: DEFAULT_WORKERS, max_body: MAX_PUBLIC_BODY, secret: None, internal: false }
+        ServerOptions {
+            workers: DEFAULT_WORKERS,
+            max_body: MAX_PUBLIC_BODY,
+            secret: None,
+            internal: false,
+        }
     }
 }
 
@@ -181,7 +209,11 @@ pub fn bind(addr: &str) -> Result<TcpListener> {
 
 impl Server {
     /// Starts serving `handler` on an already bound listener (port 0 in tests).
-    pub fn start(listener: TcpListener, options: ServerOptions, handler: Handler) -> Result<Server> {
+    pub fn start(
+        listener: TcpListener,
+        options: ServerOptions,
+        handler: Handler,
+    ) -> Result<Server> {
         let addr = listener.local_addr()?;
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| Error::Io(format!("cannot serve on {addr}: {e}")))?;
@@ -190,14 +222,20 @@ impl Server {
         let options = Arc::new(options);
         let workers = (0..options.workers.max(1))
             .map(|i| {
-                let (http, stop, handler, options) = (http.clone(), stop.clone(), handler.clone(), options.clone());
+                let (http, stop, handler, options) =
+                    (http.clone(), stop.clone(), handler.clone(), options.clone());
                 std::thread::Builder::new()
                     .name(format!("http-{}-{i}", addr.port()))
                     .spawn(move || worker(&http, &stop, &handler, &options))
                     .expect("spawn worker")
             })
             .collect();
-        Ok(Server { http, stop, workers, addr })
+        Ok(Server {
+            http,
+            stop,
+            workers,
+            addr,
+        })
     }
 
     /// The address it listens on.
@@ -231,14 +269,19 @@ fn respond(mut rq: tiny_http::Request, handler: &Handler, options: &ServerOption
     let (reply, close) = match prepare(&mut rq, options) {
         Ok(req) => {
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&req)));
-            (r.unwrap_or_else(|_| Reply::error(&Error::Internal("the handler panicked".into()))), false)
+            (
+                r.unwrap_or_else(|_| Reply::error(&Error::Internal("the handler panicked".into()))),
+                false,
+            )
         }
         // The rest of a refused body is not read: close the connection rather than parse it.
         Err(e) => (Reply::error(&e), true),
     };
     let mut response = tiny_http::Response::from_data(reply.body)
         .with_status_code(reply.status)
-        .with_header(tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"));
+        .with_header(
+            tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"),
+        );
     if close {
         response.add_header(tiny_http::Header::from_bytes("Connection", "close").expect("header"));
     }
@@ -249,14 +292,23 @@ fn respond(mut rq: tiny_http::Request, handler: &Handler, options: &ServerOption
 fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Request> {
     if options.internal {
         if let Some(secret) = &options.secret {
-            let given = rq.headers().iter().find(|h| h.field.equiv(SECRET_HEADER)).map(|h| h.value.as_str());
+            let given = rq
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv(SECRET_HEADER))
+                .map(|h| h.value.as_str());
             if given != Some(secret.as_str()) {
-                return Err(Error::Forbidden("internal endpoint: missing or wrong secret".into()));
+                return Err(Error::Forbidden(
+                    "internal endpoint: missing or wrong secret".into(),
+                ));
             }
         }
     }
     if rq.body_length().is_some_and(|n| n > options.max_body) {
-        return Err(Error::TooLarge(format!("body larger than {} bytes", options.max_body)));
+        return Err(Error::TooLarge(format!(
+            "body larger than {} bytes",
+            options.max_body
+        )));
     }
     let mut body = Vec::new();
     rq.as_reader()
@@ -264,7 +316,10 @@ fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Reque
         .read_to_end(&mut body)
         .map_err(|e| Error::BadRequest(format!("cannot read body: {e}")))?;
     if body.len() > options.max_body {
-        return Err(Error::TooLarge(format!("body larger than {} bytes", options.max_body)));
+        return Err(Error::TooLarge(format!(
+            "body larger than {} bytes",
+            options.max_body
+        )));
     }
     let method = match rq.method() {
         tiny_http::Method::Get => Method::Get,
@@ -310,7 +365,10 @@ impl Peer {
 
     /// POST `body` as JSON to `url` and read `{"data": R}`.
     pub fn post<B: Serialize, R: DeserializeOwned>(&self, url: &str, body: &B) -> Result<R> {
-        let mut rq = self.agent.post(url).header("Content-Type", "application/json");
+        let mut rq = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
         if let Some(s) = &self.secret {
             rq = rq.header(SECRET_HEADER, s);
         }
@@ -323,11 +381,18 @@ impl Peer {
     ) -> Result<R> {
         let mut response = response?;
         let status = response.status().as_u16();
-        let bytes = response.body_mut().with_config().limit(64 << 20).read_to_vec()?;
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()?;
         match serde_json::from_slice::<Envelope<R>>(&bytes) {
             Ok(Envelope::Data { data }) if status == 200 => Ok(data),
             Ok(Envelope::Error { error }) => Err(Error::from_status(status, error.message)),
-            _ => Err(Error::from_status(status, format!("unexpected reply: {}", String::from_utf8_lossy(&bytes)))),
+            _ => Err(Error::from_status(
+                status,
+                format!("unexpected reply: {}", String::from_utf8_lossy(&bytes)),
+            )),
         }
     }
 }
@@ -382,12 +447,24 @@ mod tests {
 
         let echoed: String = good.post(&format!("{base}/x"), &"hi").unwrap();
         assert_eq!(echoed, "\"hi\"");
-        assert!(matches!(bad.post::<_, String>(&format!("{base}/x"), &"hi"), Err(Error::Forbidden(_))));
-        assert!(matches!(none.get::<String>(&format!("{base}/x")), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            bad.post::<_, String>(&format!("{base}/x"), &"hi"),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(matches!(
+            none.get::<String>(&format!("{base}/x")),
+            Err(Error::Forbidden(_))
+        ));
         let big = "x".repeat(200);
-        assert!(matches!(good.post::<_, String>(&format!("{base}/x"), &big), Err(Error::TooLarge(_))));
+        assert!(matches!(
+            good.post::<_, String>(&format!("{base}/x"), &big),
+            Err(Error::TooLarge(_))
+        ));
         for _ in 0..4 {
-            assert!(matches!(good.get::<String>(&format!("{base}/panic")), Err(Error::Internal(_))));
+            assert!(matches!(
+                good.get::<String>(&format!("{base}/panic")),
+                Err(Error::Internal(_))
+            ));
         }
         // Both workers are still alive after the panics.
         let echoed: String = good.post(&format!("{base}/x"), &1).unwrap();

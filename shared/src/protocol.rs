@@ -91,7 +91,9 @@ pub struct Invalidate {
 
 /// A leader choice: its epoch and the replica that leads in it. Ordered by epoch, then id, so that
 /// two choices never compare equal unless they are the same choice.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+)]
 pub struct Ballot {
     /// The term.
     pub epoch: Epoch,
@@ -228,14 +230,22 @@ mod tests {
     #[test]
     fn envelope_shapes_match_the_contract() {
         let ok: Envelope<Product> = Envelope::Data {
-            data: Product { name: "Tux".into(), price: 25.99, quantity: 100 },
+            data: Product {
+                name: "Tux".into(),
+                price: 25.99,
+                quantity: 100,
+            },
         };
         assert_eq!(
             serde_json::to_string(&ok).unwrap(),
             r#"{"data":{"name":"Tux","price":25.99,"quantity":100}}"#
         );
-        let err: Envelope<Product> =
-            Envelope::Error { error: ErrorBody { code: 404, message: "no such product".into() } };
+        let err: Envelope<Product> = Envelope::Error {
+            error: ErrorBody {
+                code: 404,
+                message: "no such product".into(),
+            },
+        };
         assert_eq!(
             serde_json::to_string(&err).unwrap(),
             r#"{"error":{"code":404,"message":"no such product"}}"#
@@ -244,9 +254,22 @@ mod tests {
 
     #[test]
     fn ballots_order_by_epoch_then_leader() {
-        let a = Ballot { epoch: 2, leader: 3 };
-        assert!(a < Ballot { epoch: 3, leader: 1 });
-        assert!(a < Ballot { epoch: 2, leader: 4 });
+        let a = Ballot {
+            epoch: 2,
+            leader: 3,
+        };
+        assert!(
+            a < Ballot {
+                epoch: 3,
+                leader: 1
+            }
+        );
+        assert!(
+            a < Ballot {
+                epoch: 2,
+                leader: 4
+            }
+        );
         assert!(Ballot::default() < a);
     }
 }
