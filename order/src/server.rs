@@ -915,9 +915,11 @@ impl Replica {
                     maybe_taken = true;
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(e) if e.is_retryable() => return Err(Error::Indeterminate(format!(
+                Err(e) if e.is_retryable() => {
+                    return Err(Error::Indeterminate(format!(
                     "the catalog did not confirm the take ({e}); it completes or is rolled forward"
-                ))),
+                )))
+                }
                 Err(e) => return Err(e),
             }
         }
