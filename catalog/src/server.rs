@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// How long a push of an invalidation to the front-end may take.
 const INVALIDATE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Shortest time between two rewrites of `catalog.csv`.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
 /// Most takes listed by one `GET /internal/takes`.
 const TAKES_PAGE: usize = 1000;
 
@@ -187,10 +190,19 @@ fn restock_loop(catalog: &Catalog, stop: &AtomicBool, every: Duration) {
     }
 }
 
+/// Rewrites `catalog.csv` after changes, at most once per [`SNAPSHOT_EVERY`]: the journal already
+/// holds every change on disk, the snapshot is the view people read, so its syncs stay off the
+/// purchase path and many takes share one.
 fn snapshot_loop(catalog: &Catalog, stop: &AtomicBool, wake_rx: &Receiver<()>) {
+    let mut last = Instant::now() - SNAPSHOT_EVERY;
     while !stop.load(Ordering::SeqCst) {
         match wake_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(()) => {
+                while last.elapsed() < SNAPSHOT_EVERY && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                while wake_rx.try_recv().is_ok() {}
+                last = Instant::now();
                 if let Err(e) = catalog.write_snapshot() {
                     log!("catalog", "cannot write the snapshot: {e}");
                 }
@@ -202,34 +214,46 @@ fn snapshot_loop(catalog: &Catalog, stop: &AtomicBool, wake_rx: &Receiver<()>) {
 }
 
 /// Pushes the names of changed toys to the front-end, in batches: everything that changed while the
-/// previous push was under way goes in the next one.
+/// previous push was under way goes in the next one. A push that fails is retried with the next
+/// batch, so a front-end that was briefly unreachable still drops what changed meanwhile.
 fn invalidate_loop(frontend: &str, peer: &Peer, stop: &AtomicBool, changed_rx: &Receiver<String>) {
     let url = format!("{frontend}/internal/invalidate");
+    let mut pending: Vec<String> = Vec::new();
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
-        let first = match changed_rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(n) => n,
-            Err(RecvTimeoutError::Timeout) => continue,
+        match changed_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(n) => pending.push(n),
+            Err(RecvTimeoutError::Timeout) if pending.is_empty() => continue,
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
-        };
+        }
         if frontend.is_empty() {
+            pending.clear();
             continue;
         }
-        let mut names = vec![first];
-        names.extend(changed_rx.try_iter());
-        names.sort();
-        names.dedup();
-        match peer.post::<_, serde_json::Value>(&url, &Invalidate { names }) {
-            Ok(_) if failing => {
-                failing = false;
-                log!("catalog", "invalidations reach the front-end again");
+        pending.extend(changed_rx.try_iter());
+        pending.sort();
+        pending.dedup();
+        let batch = Invalidate {
+            names: pending.clone(),
+        };
+        match peer.post::<_, serde_json::Value>(&url, &batch) {
+            Ok(_) => {
+                pending.clear();
+                if failing {
+                    failing = false;
+                    log!("catalog", "invalidations reach the front-end again");
+                }
             }
-            Ok(_) => {}
-            Err(e) if !failing => {
-                failing = true;
-                log!("catalog", "cannot push an invalidation to {url}: {e}");
+            Err(e) => {
+                if !failing {
+                    failing = true;
+                    log!(
+                        "catalog",
+                        "cannot push an invalidation to {url}: {e}; will retry"
+                    );
+                }
             }
-            Err(_) => {}
         }
     }
 }

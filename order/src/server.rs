@@ -118,6 +118,10 @@ struct Inner {
     followers: HashMap<ReplicaId, Follower>,
     /// Commit point last written to the meta file.
     saved_commit: u64,
+    /// Ticket of the newest order this replica appended as leader, and the newest one the flusher
+    /// has made durable.
+    leader_ticket: u64,
+    flushed_ticket: u64,
     /// Candidate only: fewer replicas than a quorum answered its last prepare, so requests are
     /// refused at once instead of waiting for a takeover that cannot finish.
     stalled: bool,
@@ -207,6 +211,8 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
             inflight: HashSet::new(),
             followers: HashMap::new(),
             saved_commit,
+            leader_ticket: 0,
+            flushed_ticket: 0,
             stalled: false,
         }),
         changed: Condvar::new(),
@@ -229,6 +235,8 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     replica.spawn("recover", move || r.recover());
     let r = replica.clone();
     replica.spawn("meta", move || r.save_commit_loop());
+    let r = replica.clone();
+    replica.spawn("flush", move || r.flush_loop());
 
     let r = replica.clone();
     let handler: Handler = Arc::new(move |req: &Request| handle(&r, req));
@@ -888,11 +896,8 @@ impl Replica {
             ));
         }
         let order = inner.core.create(&p.name, p.quantity, &p.request_id)?;
-        let ticket = self.files.append(std::slice::from_ref(&order));
-        self.changed.notify_all();
-        drop(inner);
-        self.wait_durable(Some(ticket), order.number + 1)?;
-        self.wait_committed(self.inner.lock(), order.number, ballot, deadline)?;
+        self.append_as_leader(&mut inner, &order);
+        self.wait_committed(inner, order.number, ballot, deadline)?;
         Ok(OrderCreated {
             order_number: order.number,
         })
@@ -971,12 +976,7 @@ impl Replica {
                     t.quantity,
                     t.name
                 );
-                let ticket = self.files.append(std::slice::from_ref(&order));
-                self.changed.notify_all();
-                drop(inner);
-                if self.wait_durable(Some(ticket), order.number + 1).is_err() {
-                    return;
-                }
+                self.append_as_leader(&mut inner, &order);
                 after = t.seq;
             }
             if !full_page {
@@ -1016,11 +1016,45 @@ impl Replica {
         }
     }
 
+    /// Leader: queues a new order for this replica's file and wakes the replicators and the flusher.
+    /// The caller does not wait for the local sync: an order is committed once any quorum holds it,
+    /// and the two followers' acknowledgements may well come before the leader's own sync.
+    fn append_as_leader(&self, inner: &mut Inner, order: &shared::protocol::Order) {
+        inner.leader_ticket = self.files.append(std::slice::from_ref(order));
+        self.changed.notify_all();
+    }
+
+    /// Makes the leader's appended orders durable in the background (one sync for all that queued
+    /// up), then counts them towards the quorum. A replica that cannot write its log stops: it must
+    /// not go on answering as if its disk held what it does not.
+    fn flush_loop(self: Arc<Self>) {
+        loop {
+            let (ticket, len) = {
+                let mut inner = self.inner.lock();
+                while inner.leader_ticket <= inner.flushed_ticket {
+                    if self.stopped() {
+                        return;
+                    }
+                    self.changed.wait_for(&mut inner, HEARTBEAT);
+                }
+                (inner.leader_ticket, inner.core.len())
+            };
+            if let Err(e) = self.files.wait(ticket) {
+                log!(self.who, "cannot write the order log, stopping: {e}");
+                std::process::exit(1);
+            }
+            let mut inner = self.inner.lock();
+            inner.flushed_ticket = ticket;
+            inner.durable = inner.durable.max(len.min(inner.core.len()));
+            self.maybe_advance_commit(&mut inner);
+        }
+    }
+
     /// Writes the commit point to the meta file about once a second when it moved, so a restart
     /// compares less of the log with its peers.
     fn save_commit_loop(self: Arc<Self>) {
         while !self.stopped() {
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_secs(1));
             let mut inner = self.inner.lock();
             if inner.core.meta.commit != inner.saved_commit {
                 // Only orders on this replica's disk may be called committed in its file.
