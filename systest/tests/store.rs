@@ -166,3 +166,59 @@ fn the_public_api_answers_every_error_as_the_contract_says() {
     );
     c.wait_consistent(Duration::from_secs(5));
 }
+
+#[test]
+fn the_catalog_killed_and_restarted_keeps_every_answered_take() {
+    let mut c = Cluster::new(21040);
+    c.start_all(60.0);
+    for i in 0..30 {
+        assert_eq!(c.buy(["Lego", "Fox"][i % 2], 2).status, 200);
+    }
+    let before = c.stock();
+    c.kill("catalog");
+    let a = c.buy("Lego", 1);
+    assert_eq!(a.status, 503, "catalog down: {a:?}");
+    c.start_catalog(60.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.query("Elephant").status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "catalog did not come back\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        c.stock(),
+        before,
+        "every take answered before the SIGKILL is still there"
+    );
+    assert_eq!(c.stock()["Lego"], 70);
+    c.wait_consistent(Duration::from_secs(10));
+}
+
+#[test]
+fn every_service_stops_cleanly_on_sigterm() {
+    let mut c = Cluster::new(21050);
+    c.start_all(60.0);
+    assert_eq!(c.buy("Tux", 1).status, 200);
+    for name in ["frontend", "order-1", "order-2", "order-3", "catalog"] {
+        let status = c.terminate(name);
+        assert!(
+            status.success(),
+            "{name} exited with {status}\n{}",
+            c.logs()
+        );
+    }
+    let journal = c.journal();
+    assert_eq!(
+        journal.last().map(|r| r.kind.as_str()),
+        Some("checkpoint"),
+        "the catalog wrote its checkpoint"
+    );
+    let text = std::fs::read_to_string(c.data().join("catalog.csv")).unwrap();
+    assert!(text.contains("Tux,25.99,99\n"), "{text}");
+    for id in [1, 2, 3] {
+        assert_eq!(c.orders(id).len(), 1);
+    }
+}
