@@ -1,7 +1,13 @@
 # The toy store. `make help` lists the targets.
 CARGO ?= cargo
+# The fault run (make chaos): its seed, its length in seconds, and the first of its seven ports.
+SEED ?= 1
+DURATION ?= 120
+PORT_BASE ?= 24100
+# Where cargo puts the release binaries.
+RELEASE_DIR = $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help build run test lint fmt clean
+.PHONY: help build run test lint fmt clean chaos chaos-long
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +22,13 @@ test: ## Run every test (unit, HTTP, end-to-end with real processes)
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --workspace --release
 
+chaos: ## Seeded fault run with a checked history (SEED=1 DURATION=120 PORT_BASE=24100)
+	$(CARGO) build --release --workspace --bins
+	TOYSTORE_BIN=$${TOYSTORE_BIN:-$(RELEASE_DIR)} $(RELEASE_DIR)/chaos --seed $(SEED) --duration $(DURATION) --port-base $(PORT_BASE)
+
+chaos-long: ## The fault run for 10 minutes (SEED=, PORT_BASE=)
+	$(MAKE) chaos DURATION=600
+
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -25,3 +38,32 @@ fmt: ## Format the code
 
 clean: ## Remove build outputs (keeps data/ and results/)
 	$(CARGO) clean
+
+# --- Evaluation (experiment crate): make experiment | experiment-crash | report | bench ---
+# ITERATIONS (per client and p setting), CRASH_ROUNDS, BASE_PORT (default 8080: the contract's ports),
+# DELAY_MS (relay between clients and front-end), NETNS=1 (each service on its own host, needs root),
+# BENCH_SECS (per benchmark line). TOYSTORE_BIN points at prebuilt release binaries.
+EXP_BIN = $(or $(TOYSTORE_BIN),$(or $(CARGO_TARGET_DIR),target)/release)
+EXP_FLAGS = --bin $(EXP_BIN) $(if $(ITERATIONS),--iterations $(ITERATIONS)) \
+	$(if $(CRASH_ROUNDS),--crash-rounds $(CRASH_ROUNDS)) $(if $(BASE_PORT),--base-port $(BASE_PORT)) \
+	$(if $(DELAY_MS),--delay-ms $(DELAY_MS))
+EXP_RUN = $(if $(filter 1,$(NETNS)),scripts/netns.sh run --) $(EXP_BIN)/experiment $(EXP_FLAGS)
+
+.PHONY: experiment experiment-crash report bench
+
+experiment: ## Latency vs p with/without cache, crash run, plots, results/REPORT.md (ITERATIONS= NETNS=1 DELAY_MS=)
+	$(CARGO) build --release --workspace --bins
+	$(EXP_RUN) --parts sweep,crash
+
+experiment-crash: ## Only the crash run (replicas SIGKILLed under load), then the report
+	$(CARGO) build --release --workspace --bins
+	$(EXP_RUN) --parts crash
+
+report: ## Make the plots and results/REPORT.md again from the CSVs in results/
+	$(CARGO) build --release -p experiment --bins
+	$(EXP_BIN)/experiment --parts report
+
+bench: ## Benchmark: bare HTTP floor vs cached/uncached query, purchase, order query (1 and 5 clients)
+	$(CARGO) build --release --workspace --bins
+	TOYSTORE_BIN=$(abspath $(EXP_BIN)) $(CARGO) bench -p experiment --bench store
+	$(EXP_BIN)/experiment --parts report

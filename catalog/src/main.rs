@@ -5,6 +5,7 @@ use shared::log;
 
 fn main() {
     let config = catalog::Config::parse();
+    shared::limits::raise_open_files_limit();
     let shutdown = shared::shutdown::Shutdown::install();
     let running = match shared::http::bind(&config.listen).and_then(|l| catalog::serve(&config, l))
     {

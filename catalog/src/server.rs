@@ -5,7 +5,7 @@ use crate::store::Catalog;
 use clap::Parser;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
-use shared::protocol::{Invalidate, Purchase};
+use shared::protocol::{valid_request_id, Invalidate, Purchase, REQUEST_ID_RULE};
 use shared::{log, Error, Result};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -152,9 +152,10 @@ pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
             None => Reply::error(&Error::BadRequest("product name is not UTF-8".into())),
         },
         (Method::Get, ["products"]) => Reply::data(catalog.products()),
-        (Method::Post, ["internal", "take"]) => {
-            Reply::from_result(r.json::<Purchase>().and_then(|p| catalog.take(&p)))
-        }
+        (Method::Post, ["internal", "take"]) => Reply::from_result(
+            r.json::<Purchase>()
+                .and_then(|p| check_request_id(&p.request_id).and_then(|()| catalog.take(&p))),
+        ),
         (Method::Get, ["internal", "takes"]) => {
             match r.query_param("after").unwrap_or("0").parse::<u64>() {
                 Ok(after) => Reply::data(catalog.takes_after(after, TAKES_PAGE)),
@@ -164,11 +165,21 @@ pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
         (Method::Get, ["internal", "health"]) => Reply::data("ok"),
         (_, ["products", _] | ["products"] | ["internal", "take" | "takes" | "health"]) => {
             Reply::error(&Error::MethodNotAllowed(format!(
-                "{:?} is not allowed on {}",
+                "{} is not allowed on {}",
                 r.method, r.path
             )))
         }
         _ => Reply::error(&Error::NotFound(format!("no such path: {}", r.path))),
+    }
+}
+
+/// A take's request id must be one an order can carry: a take under any other id would change the
+/// stock, and be journalled and rolled forward, for a purchase that no order replica accepts.
+fn check_request_id(id: &str) -> Result<()> {
+    if valid_request_id(id) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(REQUEST_ID_RULE.into()))
     }
 }
 

@@ -158,15 +158,17 @@ impl Report {
 /// for every session, timeouts, and no proxy from the environment.
 pub fn build_agent(sessions: usize) -> ureq::Agent {
     let idle = sessions.max(MIN_IDLE_CONNECTIONS);
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_idle_connections(idle)
         .max_idle_connections_per_host(idle)
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_global(Some(REQUEST_TIMEOUT))
         .proxy(None)
-        .build()
-        .into()
+        .build();
+    // Without it ureq starts a thread to resolve `127.0.0.1` on every request, and the client would
+    // measure that thread as store latency.
+    shared::http::agent_with_literal_resolver(config)
 }
 
 /// Runs the load described by `config` with random seed `seed` (the caller resolves

@@ -5,6 +5,7 @@ use shared::log;
 
 fn main() {
     let config = frontend::Config::parse();
+    shared::limits::raise_open_files_limit();
     let shutdown = shared::shutdown::Shutdown::install();
     let started = shared::http::bind(&config.listen).and_then(|public| {
         let internal = shared::http::bind(&config.internal_listen)?;

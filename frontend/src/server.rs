@@ -235,13 +235,9 @@ pub fn handle_public(f: &Frontend, r: &Request) -> Reply {
                 "order number must be a whole number, not {n:?}"
             ))),
         },
-        (_, ["products", _] | ["orders"] | ["orders", _]) => {
-            Reply::error(&Error::MethodNotAllowed(format!(
-                "{:?} is not allowed on {}",
-                r.method,
-                short(&r.path)
-            )))
-        }
+        (_, ["products", _] | ["orders"] | ["orders", _]) => Reply::error(
+            &Error::MethodNotAllowed(format!("{} is not allowed on {}", r.method, short(&r.path))),
+        ),
         _ => Reply::error(&Error::NotFound(format!(
             "no such path: {}",
             short(&r.path)
@@ -263,6 +259,9 @@ pub fn handle_internal(f: &Frontend, r: &Request) -> Reply {
         }
         (Method::Get, ["internal", "status"]) => Reply::data(f.status()),
         (Method::Get, ["internal", "health"]) => Reply::data("ok"),
+        (_, ["internal", "invalidate" | "status" | "health"]) => Reply::error(
+            &Error::MethodNotAllowed(format!("{} is not allowed on {}", r.method, short(&r.path))),
+        ),
         _ => Reply::error(&Error::NotFound(format!(
             "no such path: {}",
             short(&r.path)
@@ -280,6 +279,11 @@ fn short(path: &str) -> String {
 
 /// Reads and checks the public purchase body.
 fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
+    if !http::is_json_object(body) {
+        return Err(Error::BadRequest(
+            "body must be {\"name\": string, \"quantity\": integer}".into(),
+        ));
+    }
     let b: BuyBody = serde_json::from_slice(body).map_err(|e| {
         Error::BadRequest(format!(
             "body must be {{\"name\": string, \"quantity\": integer}}: {e}"
@@ -309,7 +313,10 @@ fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
     };
     let request_id = match b.request_id {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::String(s)) if shared::protocol::valid_request_id(&s) => Some(s),
+        Some(serde_json::Value::String(_)) => {
+            return Err(Error::BadRequest(shared::protocol::REQUEST_ID_RULE.into()))
+        }
         Some(_) => return Err(Error::BadRequest("request_id must be a string".into())),
     };
     Ok((name.to_string(), quantity, request_id))
@@ -372,9 +379,26 @@ impl Frontend {
         result
     }
 
+    /// Tries the purchase on whoever leads until it is answered or the budget is spent. A 503 comes
+    /// back only when no attempt may have taken effect: once one may have (its answer was lost, timed
+    /// out, or was a 504), its take is kept and ends as an order (retried or rolled forward), so the
+    /// purchase is answered its number or 504, never "nothing was changed".
     fn buy_with_failover(&self, purchase: &Purchase) -> Result<OrderCreated> {
+        let mut maybe_applied = false;
+        match self.try_leaders(purchase, &mut maybe_applied) {
+            Err(Error::Unavailable(m)) if maybe_applied => Err(Error::Indeterminate(format!(
+                "{m}; an earlier attempt may have reached the leader, so the purchase may still complete"
+            ))),
+            result => result,
+        }
+    }
+
+    /// The attempts of [`Frontend::buy_with_failover`]; sets `maybe_applied` when an attempt may have
+    /// reached a leader and taken effect.
+    fn try_leaders(&self, purchase: &Purchase, maybe_applied: &mut bool) -> Result<OrderCreated> {
         let start = Instant::now();
         let mut last_error;
+        let mut backoff = Duration::from_millis(5);
         loop {
             let leader = self.current_leader()?;
             let url = format!("{}/orders", leader.url);
@@ -390,13 +414,16 @@ impl Frontend {
                     } else if start.elapsed() > NO_QUORUM_BUDGET {
                         return Err(Error::Unavailable(m));
                     } else {
-                        std::thread::sleep(Duration::from_millis(100));
+                        // Short at first: a new leader's quorum is often a few ms away.
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_millis(100));
                     }
                     last_error = Error::Unavailable(m);
                 }
                 Err(e) => {
                     // The leader died, hung, or cannot tell the outcome: retry with the same request id
-                    // on whoever leads now.
+                    // on whoever leads now. Only a refused connection surely sent nothing.
+                    *maybe_applied |= !matches!(e, Error::Unreachable(_));
                     if !matches!(e, Error::Indeterminate(_)) || !self.still_leads(&leader) {
                         self.reselect(&leader);
                     }
@@ -649,6 +676,7 @@ mod tests {
             br#"{"name":"Tux","quantity":1,"request_id":7}"#,
             br#"{"name":"Tux","quantity":"#,
             br#"[1,2]"#,
+            br#"["Tux",1]"#,
             b"\xff\xfe",
             b"",
         ] {

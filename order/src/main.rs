@@ -6,6 +6,7 @@ use shared::log;
 fn main() {
     let config = order::Config::parse();
     let who = format!("order-{}", config.id);
+    shared::limits::raise_open_files_limit();
     let shutdown = shared::shutdown::Shutdown::install();
     let started = config
         .listen_addr()

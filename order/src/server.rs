@@ -40,6 +40,9 @@ const LIVE_WINDOW: Duration = Duration::from_millis(1000);
 /// A take at the catalog with no order for this long, and no purchase under way for it, is rolled
 /// forward: its leader died between the two steps and nobody retried it.
 const ROLL_FORWARD_AGE_MS: u64 = 3000;
+/// How long a new leader's purchases wait for its followers' first answers before a missing quorum
+/// is answered 503.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
 /// How long a starting replica tries to reach its peers before it serves with what it has.
 const RECOVERY_WINDOW: Duration = Duration::from_secs(3);
 
@@ -118,6 +121,8 @@ struct Inner {
     followers: HashMap<ReplicaId, Follower>,
     /// Commit point last written to the meta file.
     saved_commit: u64,
+    /// When this replica last became leader.
+    leader_since: Option<Instant>,
     /// Ticket of the newest order this replica appended as leader, and the newest one the flusher
     /// has made durable.
     leader_ticket: u64,
@@ -211,6 +216,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
             inflight: HashSet::new(),
             followers: HashMap::new(),
             saved_commit,
+            leader_since: None,
             leader_ticket: 0,
             flushed_ticket: 0,
             stalled: false,
@@ -290,7 +296,7 @@ pub fn handle(r: &Arc<Replica>, req: &Request) -> Reply {
             | ["orders", _]
             | ["internal", "health" | "leader" | "prepare" | "append" | "log"],
         ) => Reply::error(&Error::MethodNotAllowed(format!(
-            "{:?} is not allowed on {}",
+            "{} is not allowed on {}",
             req.method, req.path
         ))),
         _ => Reply::error(&Error::NotFound(format!("no such path: {}", req.path))),
@@ -305,11 +311,8 @@ fn validate(p: &Purchase) -> Result<()> {
     if p.name.is_empty() || p.name.len() > 256 {
         return Err(Error::BadRequest("name must have 1 to 256 bytes".into()));
     }
-    let id_ok = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
-    if p.request_id.is_empty() || p.request_id.len() > 128 || !p.request_id.chars().all(id_ok) {
-        return Err(Error::BadRequest(
-            "request_id must be 1 to 128 of [A-Za-z0-9-_.:]".into(),
-        ));
+    if !shared::protocol::valid_request_id(&p.request_id) {
+        return Err(Error::BadRequest(shared::protocol::REQUEST_ID_RULE.into()));
     }
     Ok(())
 }
@@ -649,6 +652,7 @@ impl Replica {
                 inner.core.role = Role::Follower;
                 return;
             }
+            inner.leader_since = Some(Instant::now());
             inner.followers = self
                 .peers
                 .iter()
@@ -875,6 +879,16 @@ impl Replica {
                         "the same request id is still being processed".into(),
                     ));
                 }
+            }
+            // A leader that has just taken over has not heard from its followers yet: give them a
+            // moment rather than refuse the first purchases of every failover.
+            while !Self::quorum_alive(&inner)
+                && inner.core.leads(ballot)
+                && inner
+                    .leader_since
+                    .is_some_and(|t| t.elapsed() < TAKEOVER_GRACE)
+            {
+                self.changed.wait_for(&mut inner, Duration::from_millis(10));
             }
             if !Self::quorum_alive(&inner) {
                 return Err(Error::Unavailable(format!(

@@ -4,12 +4,20 @@
 //! Handlers are plain functions `Fn(&Request) -> Reply`. The pool reads the body (refusing one larger
 //! than [`MAX_BODY`] with 413), checks the shared secret on internal servers (403), runs the handler
 //! and turns a panic into a 500, so a bug never kills a worker.
+//!
+//! Slow and flooding clients hold connection threads of the (patched) tiny_http, not the workers: a
+//! request's head, and a body of up to [`BUFFERED_BODY`] bytes, are read before a worker sees the
+//! request, within [`ServerOptions::header_timeout`]. A refused request is answered with
+//! `Connection: close` and the rest of its body is not read. Idle connections are closed after
+//! [`ServerOptions::read_timeout`], and when [`ServerOptions::max_connections`] are open, the one
+//! idle the longest is closed to make room. The answers tiny_http gives by itself (a malformed head,
+//! 408, 503 over the cap...) carry the same JSON error body as the handlers' answers.
 
 use crate::error::{Error, Result};
 use crate::protocol::{Envelope, ErrorBody, SECRET_HEADER};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::Read;
+use std::io::{Cursor, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +36,15 @@ pub const MAX_PUBLIC_BODY: usize = 16 << 10;
 /// pool is larger than the number of cores.
 pub const DEFAULT_WORKERS: usize = 32;
 
+/// A body of at most this many bytes (and at most the server's `max_body`) is read by tiny_http's
+/// connection thread before a worker sees the request, so a client that sends it slowly holds no
+/// worker. Every body the public API accepts fits.
+pub const BUFFERED_BODY: usize = MAX_PUBLIC_BODY;
+
+/// Largest request head (request line and headers): a longer request line gets 414, longer headers
+/// 431.
+pub const MAX_HEAD: usize = 64 << 10;
+
 /// HTTP method of a request, as far as the services care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -37,6 +54,16 @@ pub enum Method {
     Post,
     /// Anything else: always 405 or 404.
     Other(String),
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Method::Get => f.write_str("GET"),
+            Method::Post => f.write_str("POST"),
+            Method::Other(m) => f.write_str(m),
+        }
+    }
 }
 
 /// A request as a handler sees it: already read, already authorised.
@@ -78,11 +105,23 @@ impl Request {
         })
     }
 
-    /// The body parsed as JSON of type `T`, or 400 with what is wrong.
+    /// The body parsed as JSON of type `T`, or 400 with what is wrong. Every body the services
+    /// take is a JSON object (see [`is_json_object`]).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        if !is_json_object(&self.body) {
+            return Err(Error::BadRequest(
+                "malformed body: not a JSON object".into(),
+            ));
+        }
         serde_json::from_slice(&self.body)
             .map_err(|e| Error::BadRequest(format!("malformed body: {e}")))
     }
+}
+
+/// True when `body` starts like a JSON object (whitespace, then `{`): serde also reads a struct from
+/// an array of its fields in order (`["Tux", 1]`), which no caller means to send.
+pub fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// A reply: status and JSON body.
@@ -170,16 +209,27 @@ pub struct ServerOptions {
     pub secret: Option<String>,
     /// Whether requests need the secret (false for the front-end's public server).
     pub internal: bool,
+    /// Most connections open at once (default 1024). Each holds a thread and 3 file descriptors.
+    /// When they are all open, the one idle the longest is closed to make room for a new one; when
+    /// none is idle, a new connection gets 503.
+    pub max_connections: usize,
+    /// How long a connection may stay silent, idle between requests or within one (default 20 s:
+    /// longer than the 15 s a ureq pool keeps an idle connection, so that pooled connections are not
+    /// cut under a caller).
+    pub read_timeout: Duration,
+    /// How long a request's head, and its body when that has at most [`BUFFERED_BODY`] bytes, may
+    /// take from its first byte (default 10 s); a late one gets 408.
+    pub header_timeout: Duration,
 }
 
 impl ServerOptions {
     /// Options for a server that only services call.
     pub fn internal(secret: Option<String>) -> ServerOptions {
         ServerOptions {
-            workers: DEFAULT_WORKERS,
             max_body: MAX_BODY,
             secret,
             internal: true,
+            ..ServerOptions::public()
         }
     }
 
@@ -190,8 +240,41 @@ impl ServerOptions {
             max_body: MAX_PUBLIC_BODY,
             secret: None,
             internal: false,
+            max_connections: 1024,
+            read_timeout: Duration::from_secs(20),
+            header_timeout: Duration::from_secs(10),
         }
     }
+
+    /// The limits of the underlying tiny_http server (see `vendor/tiny_http/PATCHES.md`).
+    fn limits(&self) -> tiny_http::ConnectionLimits {
+        tiny_http::ConnectionLimits {
+            read_timeout: Some(self.read_timeout),
+            header_timeout: Some(self.header_timeout),
+            max_connections: Some(self.max_connections),
+            evict_idle: true,
+            max_head_size: Some(MAX_HEAD),
+            buffered_body: BUFFERED_BODY.min(self.max_body),
+            error_response: Some(tiny_http_error),
+        }
+    }
+}
+
+/// An answer tiny_http gives by itself, in the contract's error envelope.
+fn tiny_http_error(
+    status: tiny_http::StatusCode,
+    reason: &str,
+) -> tiny_http::Response<Cursor<Vec<u8>>> {
+    let body: Envelope<()> = Envelope::Error {
+        error: ErrorBody {
+            code: status.0,
+            message: reason.to_string(),
+        },
+    };
+    tiny_http::Response::from_data(serde_json::to_vec(&body).expect("serialisable error"))
+        .with_header(
+            tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"),
+        )
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::stop`].
@@ -215,7 +298,7 @@ impl Server {
         handler: Handler,
     ) -> Result<Server> {
         let addr = listener.local_addr()?;
-        let http = tiny_http::Server::from_listener(listener, None)
+        let http = tiny_http::Server::from_listener_with_limits(listener, None, options.limits())
             .map_err(|e| Error::Io(format!("cannot serve on {addr}: {e}")))?;
         let http = Arc::new(http);
         let stop = Arc::new(AtomicBool::new(false));
@@ -274,7 +357,8 @@ fn respond(mut rq: tiny_http::Request, handler: &Handler, options: &ServerOption
                 false,
             )
         }
-        // The rest of a refused body is not read: close the connection rather than parse it.
+        // The rest of a refused body is not read: close the connection rather than parse it
+        // (the patched tiny_http honours `Connection: close` and then skips the rest).
         Err(e) => (Reply::error(&e), true),
     };
     let mut response = tiny_http::Response::from_data(reply.body)
@@ -288,6 +372,16 @@ fn respond(mut rq: tiny_http::Request, handler: &Handler, options: &ServerOption
     let _ = rq.respond(response);
 }
 
+/// Compares a given secret with the expected one in time that does not depend on where they differ,
+/// so the secret cannot be guessed byte by byte from answer times.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for (i, e) in expected.iter().enumerate() {
+        diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ e);
+    }
+    diff == 0
+}
+
 /// Checks the secret and reads the body of a tiny_http request.
 fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Request> {
     if options.internal {
@@ -297,7 +391,7 @@ fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Reque
                 .iter()
                 .find(|h| h.field.equiv(SECRET_HEADER))
                 .map(|h| h.value.as_str());
-            if given != Some(secret.as_str()) {
+            if !given.is_some_and(|g| same_secret(g.as_bytes(), secret.as_bytes())) {
                 return Err(Error::Forbidden(
                     "internal endpoint: missing or wrong secret".into(),
                 ));
@@ -309,6 +403,17 @@ fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Reque
             "body larger than {} bytes",
             options.max_body
         )));
+    }
+    // A chunked body would be read here, by a worker, however slowly it came: the public API only
+    // takes bodies with a length, which tiny_http reads before a worker sees them.
+    let chunked = rq
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Transfer-Encoding"));
+    if chunked && !options.internal {
+        return Err(Error::BadRequest(
+            "a body needs a Content-Length (chunked bodies are not accepted)".into(),
+        ));
     }
     let mut body = Vec::new();
     rq.as_reader()
@@ -331,6 +436,51 @@ fn prepare(rq: &mut tiny_http::Request, options: &ServerOptions) -> Result<Reque
     Ok(req)
 }
 
+/// A ureq resolver that answers IP-literal hosts at once and passes names to ureq's default one.
+///
+/// ureq 3 resolves the host of every request, pooled connection or not, and with a timeout set (every
+/// agent here sets one) its default resolver starts a thread per lookup so the lookup can time out.
+/// For `http://127.0.0.1:8081` that is a thread started and joined per call, measured at a large
+/// part of a call's cost under load. Names (a multi-host deployment) still go to the default.
+#[derive(Debug, Default)]
+pub struct LiteralResolver {
+    fallback: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for LiteralResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(authority) = uri.authority() {
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let port = authority
+                .port_u16()
+                .or_else(|| (uri.scheme_str() == Some("http")).then_some(80));
+            if let (Ok(ip), Some(port)) = (host.parse::<std::net::IpAddr>(), port) {
+                let mut addrs = self.empty();
+                addrs.push(SocketAddr::new(ip, port));
+                return Ok(addrs);
+            }
+        }
+        self.fallback.resolve(uri, config, timeout)
+    }
+}
+
+/// An agent with `config` whose IP-literal hosts are resolved without a thread ([`LiteralResolver`]).
+pub fn agent_with_literal_resolver(config: ureq::config::Config) -> ureq::Agent {
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        LiteralResolver::default(),
+    )
+}
+
 /// The client side of calls between services: a pooled ureq agent with timeouts on every call and
 /// the shared secret on every request.
 #[derive(Clone)]
@@ -342,16 +492,18 @@ pub struct Peer {
 impl Peer {
     /// A client whose calls fail after `timeout` (connecting fails after at most 500 ms).
     pub fn new(timeout: Duration, secret: Option<String>) -> Peer {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_idle_connections_per_host(DEFAULT_WORKERS)
             .max_idle_connections(4 * DEFAULT_WORKERS)
             .timeout_connect(Some(timeout.min(Duration::from_millis(500))))
             .timeout_global(Some(timeout))
             .proxy(None)
-            .build()
-            .into();
-        Peer { agent, secret }
+            .build();
+        Peer {
+            agent: agent_with_literal_resolver(config),
+            secret,
+        }
     }
 
     /// GET `url` and read `{"data": R}`.
@@ -386,15 +538,37 @@ impl Peer {
             .with_config()
             .limit(64 << 20)
             .read_to_vec()?;
-        match serde_json::from_slice::<Envelope<R>>(&bytes) {
-            Ok(Envelope::Data { data }) if status == 200 => Ok(data),
-            Ok(Envelope::Error { error }) => Err(Error::from_status(status, error.message)),
-            _ => Err(Error::from_status(
+        // Parsed by status rather than through the untagged `Envelope`, which buffers the whole
+        // value and tries each shape: a measurable part of every call between services.
+        let unexpected = || {
+            Error::from_status(
                 status,
                 format!("unexpected reply: {}", String::from_utf8_lossy(&bytes)),
-            )),
+            )
+        };
+        if status == 200 {
+            serde_json::from_slice::<DataReply<R>>(&bytes)
+                .map(|r| r.data)
+                .map_err(|_| unexpected())
+        } else {
+            match serde_json::from_slice::<ErrorReply>(&bytes) {
+                Ok(r) => Err(Error::from_status(status, r.error.message)),
+                Err(_) => Err(unexpected()),
+            }
         }
     }
+}
+
+/// A success reply's shape.
+#[derive(serde::Deserialize)]
+struct DataReply<R> {
+    data: R,
+}
+
+/// A failure reply's shape.
+#[derive(serde::Deserialize)]
+struct ErrorReply {
+    error: ErrorBody,
 }
 
 #[cfg(test)]
@@ -416,12 +590,39 @@ mod tests {
     }
 
     #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"abc", b"abc"));
+        for given in [&b"abd"[..], b"ab", b"abcd", b"", b"ABC"] {
+            assert!(!same_secret(given, b"abc"), "{given:?}");
+        }
+    }
+
+    #[test]
     fn query_params_are_found_by_key() {
         let r = Request::new(Method::Get, "/internal/log?from=5&limit=10", b"");
         assert_eq!(r.path, "/internal/log");
         assert_eq!(r.query_param("from"), Some("5"));
         assert_eq!(r.query_param("limit"), Some("10"));
         assert_eq!(r.query_param("x"), None);
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects_not_arrays_of_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Buy {
+            name: String,
+            quantity: u64,
+        }
+        let body = |b: &[u8]| Request::new(Method::Post, "/orders", b);
+        assert!(body(br#" {"name":"Tux","quantity":1}"#)
+            .json::<Buy>()
+            .is_ok());
+        // serde alone would read this one as a purchase of one Tux
+        for bad in [&br#"["Tux",1]"#[..], b"", b"  ", b"null", b"1"] {
+            let e = body(bad).json::<Buy>().unwrap_err();
+            assert!(matches!(e, Error::BadRequest(_)), "{e:?}");
+        }
     }
 
     fn echo_server(options: ServerOptions) -> Server {
@@ -470,6 +671,37 @@ mod tests {
         let echoed: String = good.post(&format!("{base}/x"), &1).unwrap();
         assert_eq!(echoed, "1");
         server.stop();
+    }
+
+    #[test]
+    fn ip_literals_resolve_in_place_and_names_fall_back() {
+        use ureq::unversioned::resolver::Resolver;
+        let r = LiteralResolver::default();
+        let config = ureq::config::Config::default();
+        let resolve = |u: &str| {
+            r.resolve(
+                &u.parse().unwrap(),
+                &config,
+                ureq::unversioned::transport::NextTimeout::default(),
+            )
+        };
+        assert_eq!(
+            resolve("http://127.0.0.1:8081/x").unwrap()[0],
+            "127.0.0.1:8081".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("http://[::1]:9/").unwrap()[0],
+            "[::1]:9".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("http://10.0.0.2/").unwrap()[0],
+            "10.0.0.2:80".parse().unwrap()
+        );
+        assert_eq!(
+            resolve("http://localhost:7/").unwrap()[0].port(),
+            7,
+            "a name goes to the default resolver"
+        );
     }
 
     #[test]

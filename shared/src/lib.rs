@@ -7,12 +7,14 @@
 //! - [`durable`]: an append-only file with group commit (one `fdatasync` for the writes of many
 //!   concurrent requests) and atomic whole-file replacement.
 //! - [`config`]: parsing of the replica list and other flag values.
+//! - [`limits`]: raising the open-files limit, since every connection holds descriptors.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling that lets `main` stop its servers and flush files.
 
 pub mod config;
 pub mod durable;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod protocol;
 pub mod shutdown;
 

@@ -18,6 +18,20 @@ pub type Epoch = u64;
 /// Header that carries the shared secret on internal calls.
 pub const SECRET_HEADER: &str = "X-Toystore-Secret";
 
+/// Longest request id a purchase may carry.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// True for a request id a purchase may carry: 1 to [`MAX_REQUEST_ID`] of `A-Za-z0-9-_.:`. The
+/// front-end, the catalog and the order service all hold to it, so an id that one accepts (and, at
+/// the catalog, takes stock for) is one every other accepts too.
+pub fn valid_request_id(id: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.chars().all(allowed)
+}
+
+/// What a refused request id is told.
+pub const REQUEST_ID_RULE: &str = "request_id must be 1 to 128 of [A-Za-z0-9-_.:]";
+
 /// A product as the public API shows it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Product {
@@ -250,6 +264,16 @@ mod tests {
             serde_json::to_string(&err).unwrap(),
             r#"{"error":{"code":404,"message":"no such product"}}"#
         );
+    }
+
+    #[test]
+    fn request_ids_are_short_and_plain() {
+        assert!(valid_request_id("fe1a-7"));
+        assert!(valid_request_id("c1-2-3:r.x_y"));
+        assert!(valid_request_id(&"a".repeat(MAX_REQUEST_ID)));
+        for bad in ["", " ", "a b", "é", "a\n", &"a".repeat(MAX_REQUEST_ID + 1)] {
+            assert!(!valid_request_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -532,6 +532,20 @@ impl Cluster {
         }
         Ok(orders)
     }
+
+    /// Forgets process `name` if it has exited by itself (reaping it), so it can be started again.
+    /// Returns how it exited; None when it still runs or was not started.
+    pub fn forget_exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        let status = self.children.get_mut(name)?.try_wait().ok().flatten()?;
+        self.children.remove(name);
+        Some(status)
+    }
+
+    /// The process id of `name` (`catalog`, `order-<id>`, `frontend`), if this harness started it
+    /// and has not reaped it: for reading `/proc/<pid>/status` (threads) and `/proc/<pid>/fd`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.get(name).map(|c| c.id())
+    }
 }
 
 impl Drop for Cluster {
@@ -550,3 +564,5 @@ impl Drop for Cluster {
         }
     }
 }
+
+pub mod chaos;

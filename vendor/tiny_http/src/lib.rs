@@ -96,6 +96,7 @@
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use zeroize::Zeroizing;
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
@@ -103,14 +104,15 @@ use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use client::ClientConnection;
+use client::{ClientConnection, ConnectionOptions};
 use connection::Connection;
+use util::refined_tcp_stream::ConnectionState;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -214,7 +216,36 @@ pub struct ConnectionLimits {
     /// on TLS listeners) and is closed at once. A connection stops counting when its connection
     /// thread ends (after its last request has been read). Default: 1024. `None`: no cap.
     pub max_connections: Option<usize>,
+
+    /// When `max_connections` is reached, close the connection that has been idle the longest
+    /// (waiting for the first byte of a request) and accept the new one, instead of refusing
+    /// the new one. Only the read half of the idle connection is shut down, so a response still
+    /// being written on it completes. Costs one more file descriptor per connection (plain
+    /// connections only). Default: `false`.
+    pub evict_idle: bool,
+
+    /// Largest request head (request line and headers) accepted, in bytes. A longer request line
+    /// gets `414`, longer headers `431`, and the connection is closed. Upstream has no bound:
+    /// a head is buffered in memory for as long as it keeps coming. Default: 64 KiB.
+    pub max_head_size: Option<usize>,
+
+    /// A request body of at most this many bytes (with a `Content-Length`) is read by the
+    /// connection's thread, within `header_timeout`, before the request is handed to `recv()`;
+    /// a larger one is read by whoever reads the request. A client that sends a small body slowly
+    /// then holds a connection thread, not a thread that handles requests. If the client sent
+    /// `Expect: 100-continue`, the `100 Continue` is sent first. Default: 1024 (as upstream).
+    pub buffered_body: usize,
+
+    /// Builds the answers tiny_http gives by itself (400 for a malformed or non-ASCII request
+    /// head, 408, 414, 417, 431, 503 over `max_connections`, 505) from the status and a short
+    /// reason; the status and a `Connection: close` header are set on the result. Default:
+    /// `None`, an empty body (a short text for 505), as upstream.
+    pub error_response: Option<ErrorResponder>,
 }
+
+/// Builds a response that tiny_http gives by itself, from its status and a short reason (see
+/// `ConnectionLimits::error_response`). A local patch, see `PATCHES.md`.
+pub type ErrorResponder = fn(StatusCode, &str) -> Response<std::io::Cursor<Vec<u8>>>;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -222,32 +253,86 @@ impl Default for ConnectionLimits {
             read_timeout: Some(Duration::from_secs(20)),
             header_timeout: Some(Duration::from_secs(10)),
             max_connections: Some(1024),
+            evict_idle: false,
+            max_head_size: Some(64 * 1024),
+            buffered_body: 1024,
+            error_response: None,
+        }
+    }
+}
+
+// PATCH: the open connections: how many, and those that can be closed when idle.
+#[derive(Default)]
+struct OpenConnections {
+    count: AtomicUsize,
+    next_id: AtomicU64,
+    // a duplicate of each evictable connection's socket, to shut down its read half
+    evictable: Mutex<HashMap<u64, (Arc<ConnectionState>, Connection)>>,
+}
+
+impl OpenConnections {
+    // PATCH: shuts down the read half of the connection idle the longest; false if none is idle.
+    fn evict_idle(&self) -> bool {
+        let mut evictable = self.evictable.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = evictable
+            .iter()
+            .map(|(id, (state, _))| (state.idle_since.load(Ordering::SeqCst), *id))
+            .filter(|(since, _)| *since != 0)
+            .min();
+        match oldest.and_then(|(_, id)| evictable.remove(&id)) {
+            Some((_, socket)) => {
+                let _ = socket.shutdown(Shutdown::Read);
+                true
+            }
+            None => false,
         }
     }
 }
 
 // PATCH: counts one open connection while alive.
-struct OpenConnection(Arc<AtomicUsize>);
+struct OpenConnection(Arc<OpenConnections>, u64);
 
 impl OpenConnection {
-    fn new(count: &Arc<AtomicUsize>) -> OpenConnection {
-        count.fetch_add(1, Ordering::SeqCst);
-        OpenConnection(count.clone())
+    fn new(
+        open: &Arc<OpenConnections>,
+        state: &Arc<ConnectionState>,
+        evict_handle: Option<Connection>,
+    ) -> OpenConnection {
+        open.count.fetch_add(1, Ordering::SeqCst);
+        let id = open.next_id.fetch_add(1, Ordering::SeqCst);
+        if let Some(socket) = evict_handle {
+            let mut evictable = open.evictable.lock().unwrap_or_else(|e| e.into_inner());
+            evictable.insert(id, (state.clone(), socket));
+        }
+        OpenConnection(open.clone(), id)
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut evictable = self.0.evictable.lock().unwrap_or_else(|e| e.into_inner());
+        evictable.remove(&self.1);
+        drop(evictable);
+        self.0.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 // PATCH: best-effort 503 for a connection over the cap, without blocking the accept thread.
-fn refuse_connection(mut sock: Connection) {
+fn refuse_connection(mut sock: Connection, error_response: Option<ErrorResponder>) {
     const RESPONSE: &[u8] =
         b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    let mut response = RESPONSE.to_vec();
+    if let Some(f) = error_response {
+        response.clear();
+        let close = Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap();
+        f(StatusCode(503), "too many open connections")
+            .with_status_code(StatusCode(503))
+            .with_header(close)
+            .raw_print(&mut response, HTTPVersion(1, 1), &[], false, None)
+            .ok();
+    }
     if sock.set_nonblocking(true).is_ok() {
-        let _ = sock.write(RESPONSE);
+        let _ = sock.write(&response);
         let _ = sock.shutdown(Shutdown::Write);
         // reading what the client already sent avoids a reset that could discard the 503
         let _ = sock.read(&mut [0; 2048]);
@@ -357,7 +442,16 @@ impl Server {
         let read_timeout = limits.read_timeout.filter(|d| !d.is_zero());
         let header_timeout = limits.header_timeout.filter(|d| !d.is_zero());
         let max_connections = limits.max_connections;
-        let open_connections = Arc::new(AtomicUsize::new(0));
+        let evict_idle = limits.evict_idle;
+        let error_response = limits.error_response;
+        let options = ConnectionOptions {
+            header_timeout,
+            read_timeout,
+            max_head_size: limits.max_head_size,
+            buffered_body: limits.buffered_body,
+            error_response,
+        };
+        let open_connections = Arc::new(OpenConnections::default());
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -415,16 +509,25 @@ impl Server {
                             log::warn!("Could not set the read timeout: {}", e);
                         }
 
-                        // PATCH: cap on open connections
+                        // PATCH: cap on open connections; with `evict_idle`, the connection
+                        // idle the longest makes room (it still counts until its thread ends)
                         if let Some(max) = max_connections {
-                            if open_connections.load(Ordering::SeqCst) >= max {
+                            if open_connections.count.load(Ordering::SeqCst) >= max
+                                && !(evict_idle && open_connections.evict_idle())
+                            {
                                 log::warn!("{} open connections: refusing a new one", max);
                                 if ssl.is_none() {
-                                    refuse_connection(sock);
+                                    refuse_connection(sock, error_response);
                                 }
                                 continue;
                             }
                         }
+
+                        // PATCH: what the accept thread needs to close this connection if idle
+                        let evict_handle = match (evict_idle, &ssl) {
+                            (true, None) => sock.try_clone().ok(),
+                            _ => None,
+                        };
 
                         use util::RefinedTcpStream;
                         // PATCH: `RefinedTcpStream::new` returns an error instead of panicking
@@ -448,22 +551,25 @@ impl Server {
                         };
 
                         streams.map(|(read_closable, write_closable)| {
-                            ClientConnection::new(
+                            let state = Arc::new(ConnectionState::default());
+                            let client = ClientConnection::new(
                                 write_closable,
                                 read_closable,
-                                header_timeout,
-                                read_timeout,
-                            )
+                                options.clone(),
+                                state.clone(),
+                            );
+                            (client, state, evict_handle)
                         })
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, state, evict_handle)) => {
                         let messages = inside_messages.clone();
                         // PATCH: the connection counts as open until this task ends
-                        let mut client = Some((client, OpenConnection::new(&open_connections)));
+                        let open = OpenConnection::new(&open_connections, &state, evict_handle);
+                        let mut client = Some((client, open));
                         tasks_pool.spawn(Box::new(move || {
                             if let Some((client, _open)) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock

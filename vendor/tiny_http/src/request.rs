@@ -5,8 +5,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
+use crate::util::refined_tcp_stream::ConnectionState;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -74,6 +77,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // PATCH: the connection it came from (None for a `TestRequest`)
+    connection: Option<Arc<ConnectionState>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -125,6 +131,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// PATCH: a body of at most `buffered_body` bytes (1024 upstream) is read here, into memory;
+/// `connection` is the state of the connection the request comes from.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -134,7 +143,9 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
+    buffered_body: usize,
+    connection: Option<Arc<ConnectionState>>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -183,6 +194,19 @@ where
         }
     };
 
+    // PATCH: a small body is read here even when the client waits for `100 Continue`: send it
+    // now, so that no small body is left for a handler's thread to wait for
+    let mut must_send_continue = expects_continue;
+    if expects_continue
+        && !connection_upgrade
+        && content_length.is_some_and(|l| l > 0 && l <= buffered_body)
+    {
+        Response::new_empty(StatusCode(100))
+            .raw_print(&mut writer, version.clone(), &headers, true, None)
+            .and_then(|()| writer.flush())?;
+        must_send_continue = false;
+    }
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -191,7 +215,7 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= buffered_body && !must_send_continue {
             // if the content-length is small enough, we just read everything into a buffer
 
             let mut buffer = vec![0; content_length];
@@ -213,6 +237,7 @@ where
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let data_reader = data_reader.with_connection(connection.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
@@ -236,8 +261,9 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        must_send_continue,
         notify_when_responded: None,
+        connection,
     })
 }
 
@@ -445,6 +471,16 @@ impl Request {
     where
         R: Read,
     {
+        // PATCH: `Connection: close` closes the connection after this response, without reading
+        // the rest of this request's body
+        let close = response
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"));
+        if let (true, Some(connection)) = (close, self.connection.as_ref()) {
+            connection.closing.store(true, Ordering::SeqCst);
+        }
+
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;

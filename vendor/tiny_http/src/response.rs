@@ -16,7 +16,8 @@ use std::time::SystemTime;
 /// Some headers cannot be changed. Trying to define the value
 /// of one of these will have no effect:
 ///
-///  - `Connection`
+///  - `Connection` (PATCH: except `Connection: close`, which closes the connection after the
+///    response without reading the rest of the request body)
 ///  - `Trailer`
 ///  - `Transfer-Encoding`
 ///  - `Upgrade`
@@ -253,6 +254,15 @@ where
         H: Into<Header>,
     {
         let header = header.into();
+
+        // PATCH: `Connection: close` is kept: the server closes the connection after this
+        // response, without reading the rest of the request body (see `Request::respond`)
+        if header.field.equiv("Connection") && header.value.as_str().eq_ignore_ascii_case("close") {
+            if !self.headers.iter().any(|h| h.field.equiv("Connection")) {
+                self.headers.push(header);
+            }
+            return;
+        }
 
         // ignoring forbidden headers
         if header.field.equiv("Connection")

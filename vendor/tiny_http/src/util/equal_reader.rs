@@ -1,7 +1,14 @@
 use std::io::Read;
 use std::io::Result as IoResult;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+
+use super::refined_tcp_stream::ConnectionState;
+
+/// PATCH: the most of an unread request body that is read and dropped to keep the connection.
+const MAX_DRAIN: usize = 256 * 1024;
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
@@ -15,6 +22,8 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // PATCH: the connection the body comes from; nothing is drained once it is closing
+    connection: Option<Arc<ConnectionState>>,
 }
 
 impl<R> EqualReader<R>
@@ -28,9 +37,16 @@ where
             reader,
             size,
             last_read_signal: tx,
+            connection: None,
         };
 
         (r, rx)
+    }
+
+    /// PATCH: skip the drain on drop when `connection` is closing.
+    pub fn with_connection(mut self, connection: Option<Arc<ConnectionState>>) -> Self {
+        self.connection = connection;
+        self
     }
 }
 
@@ -64,12 +80,27 @@ where
     R: Read,
 {
     fn drop(&mut self) {
+        // PATCH: a response asked to close the connection: the rest of the body is not needed.
+        // A rest larger than `MAX_DRAIN` is not drained either (as in Go's net/http): the
+        // connection is closed after the response instead, so that a handler that did not read
+        // a large body does not spend its thread reading it.
+        if let Some(connection) = self.connection.as_ref() {
+            if self.size > MAX_DRAIN {
+                connection.closing.store(true, Ordering::SeqCst);
+            }
+            if connection.closing() {
+                return;
+            }
+        }
+
         let mut remaining_to_read = self.size;
 
+        // PATCH: a fixed buffer; it used to be `vec![0; remaining_to_read]`, an allocation of the
+        // size the client declared (`Content-Length: 1000000000000` aborted the process)
+        let mut buf = [0u8; 8192];
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let want = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;

@@ -1,7 +1,8 @@
 use std::io::Result as IoResult;
 use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
@@ -74,6 +75,33 @@ impl Stream {
 /// accordingly and fails with `TimedOut` once it has passed).
 pub(crate) type HeadDeadline = Arc<Mutex<Option<Instant>>>;
 
+/// PATCH: the state of one connection that its `ClientConnection`, the read half of its socket,
+/// the requests read from it and the accept thread share.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionState {
+    /// A response carried `Connection: close`: the unread rest of the request body is not
+    /// drained, and no further request is read from the connection.
+    pub(crate) closing: AtomicBool,
+    /// Set by the `ClientConnection` while it waits for the first byte of a request.
+    pub(crate) awaiting_head: AtomicBool,
+    /// While the read half is blocked waiting for that byte: since when (see [`now_ns`]); 0
+    /// otherwise. The accept thread closes the connection idle the longest when it needs room.
+    pub(crate) idle_since: AtomicU64,
+}
+
+impl ConnectionState {
+    /// True once a response asked for the connection to be closed.
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+}
+
+/// PATCH: nanoseconds since the first call, plus one (so that 0 can mean "not idle").
+pub(crate) fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
@@ -112,6 +140,8 @@ pub struct RefinedTcpStream {
     base_read_timeout: Option<Duration>,
     // PATCH: true while the socket read timeout was shortened for a head deadline
     deadline_timeout_applied: bool,
+    // PATCH: see `ConnectionState` (read half only)
+    state: Option<Arc<ConnectionState>>,
 }
 
 impl RefinedTcpStream {
@@ -130,6 +160,7 @@ impl RefinedTcpStream {
             head_deadline: None,
             base_read_timeout: None,
             deadline_timeout_applied: false,
+            state: None,
         };
 
         let write = RefinedTcpStream {
@@ -139,6 +170,7 @@ impl RefinedTcpStream {
             head_deadline: None,
             base_read_timeout: None,
             deadline_timeout_applied: false,
+            state: None,
         };
 
         Ok((read, write))
@@ -163,6 +195,11 @@ impl RefinedTcpStream {
     ) {
         self.head_deadline = Some(deadline);
         self.base_read_timeout = base_read_timeout;
+    }
+
+    /// PATCH: lets reads record when the connection is idle between requests.
+    pub(crate) fn set_state(&mut self, state: Arc<ConnectionState>) {
+        self.state = Some(state);
     }
 }
 
@@ -191,6 +228,15 @@ impl Read for RefinedTcpStream {
                 if self.deadline_timeout_applied {
                     self.stream.set_read_timeout(self.base_read_timeout)?;
                     self.deadline_timeout_applied = false;
+                }
+                // PATCH: idle between requests while this read waits for a request's first byte
+                if let Some(state) = self.state.as_ref() {
+                    if state.awaiting_head.load(Ordering::SeqCst) {
+                        state.idle_since.store(now_ns(), Ordering::SeqCst);
+                        let result = self.stream.read(buf);
+                        state.idle_since.store(0, Ordering::SeqCst);
+                        return result;
+                    }
                 }
                 return self.stream.read(buf);
             }

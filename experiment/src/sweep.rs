@@ -1,0 +1,168 @@
+//! The p sweep: for each buy probability p, the same load with the front-end's cache on and then off.
+//!
+//! One store serves the whole sweep; only the front-end is restarted between runs (with or without
+//! `--no-cache`). The sweep goes over all p values `repeats` times, the two settings of one p back to
+//! back in alternating order, so that a slow spell of the machine (other work on it) affects both
+//! settings and every p alike rather than one run. Each run starts with a short unrecorded
+//! warm-up (connections opened, the cache filled), then `clients` sessions of the [`client`] library
+//! run `iterations` each at once; every request they make becomes a [`SweepRow`].
+
+use crate::data::{cache_label, Kind, RunRow, SweepRow};
+use crate::store::Store;
+use crate::ui::Ui;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Settings of the sweep.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// Buy probabilities, in order.
+    pub ps: Vec<f64>,
+    /// Iterations per client and run.
+    pub iterations: u64,
+    /// Rounds over all the settings; each (p, cache) setting gets `repeats` runs of `iterations`.
+    pub repeats: u32,
+    /// Concurrent client sessions.
+    pub clients: u32,
+    /// Unrecorded iterations per client before each run.
+    pub warmup: u64,
+    /// Seed of the first run; each run adds its index.
+    pub seed: u64,
+    /// Scratch folder for the client library's own CSVs.
+    pub scratch: PathBuf,
+}
+
+/// What the sweep measured.
+#[derive(Debug, Clone, Default)]
+pub struct SweepResult {
+    /// Every request.
+    pub rows: Vec<SweepRow>,
+    /// One row per run.
+    pub runs: Vec<RunRow>,
+}
+
+fn client_config(
+    store: &Store,
+    cfg: &SweepConfig,
+    p: f64,
+    iterations: u64,
+    tag: &str,
+    csv: &Path,
+) -> client::Config {
+    client::Config {
+        frontend: store.client_url(),
+        iterations,
+        p,
+        seed: None,
+        latency_csv: csv.to_path_buf(),
+        threads: cfg.clients,
+        client_id: 0,
+        tag: tag.to_string(),
+        ..client::Config::default()
+    }
+}
+
+/// Runs the sweep on a started store. Leaves the front-end running with the cache on.
+pub fn run(store: &mut Store, cfg: &SweepConfig, ui: &Ui) -> Result<SweepResult, String> {
+    let mut result = SweepResult::default();
+    // Rounds over every p, the two cache settings of a p back to back, their order swapped every
+    // round: a slow spell of the machine then falls on both settings and on every p alike.
+    let settings: Vec<(f64, bool)> = (0..cfg.repeats.max(1))
+        .flat_map(|round| {
+            cfg.ps.iter().flat_map(move |p| {
+                let first = round % 2 == 0;
+                [(*p, first), (*p, !first)]
+            })
+        })
+        .collect();
+    let overall = ui.bar(
+        settings.len() as u64,
+        "sweep {bar:20} {pos}/{len} runs  {msg}",
+    );
+    for (index, (p, cache)) in settings.iter().copied().enumerate() {
+        let round = index / (2 * cfg.ps.len().max(1)) + 1;
+        let label = format!(
+            "round {round}/{}: p={p:.1} cache {}",
+            cfg.repeats.max(1),
+            cache_label(cache)
+        );
+        overall.set_message(label.clone());
+        store.restart_frontend(cache)?;
+        let scratch = cfg.scratch.join(format!("client-{index}.csv"));
+        let seed = cfg.seed.wrapping_add(1000 * index as u64);
+        if cfg.warmup > 0 {
+            let warm = client_config(store, cfg, p, cfg.warmup, "warmup", &scratch);
+            client::run_with_progress(
+                &warm,
+                seed.wrapping_add(500),
+                indicatif::ProgressBar::hidden(),
+            )
+            .map_err(|e| format!("warm-up of {label}: {e}"))?;
+        }
+        let (hits0, misses0) = store.cache_counters();
+        let config = client_config(store, cfg, p, cfg.iterations, cache_label(cache), &scratch);
+        let bar = ui.bar(
+            cfg.iterations * u64::from(cfg.clients),
+            "  {bar:40} {pos}/{len} iterations ({per_sec}, eta {eta})  {msg}",
+        );
+        bar.set_message(label.clone());
+        let started = Instant::now();
+        let report = client::run_with_progress(&config, seed, bar.clone())
+            .map_err(|e| format!("{label}: {e}"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        ui.finish(bar);
+        let (hits1, misses1) = store.cache_counters();
+        let _ = std::fs::remove_file(&scratch);
+
+        let mut requests = 0;
+        for session in &report.sessions {
+            for s in &session.samples {
+                requests += 1;
+                result.rows.push(SweepRow {
+                    client: session.client,
+                    kind: Kind::from(s.kind),
+                    latency_us: s.latency_us,
+                    ok: s.ok(),
+                    p,
+                    cache: cache_label(cache).into(),
+                });
+            }
+        }
+        let summary = &report.summary;
+        let conflicts = summary.stats(client::Kind::Buy).conflicts;
+        let run = RunRow {
+            p,
+            cache: cache_label(cache).into(),
+            clients: cfg.clients,
+            iterations: cfg.iterations,
+            round: (index / (2 * cfg.ps.len().max(1))) as u32,
+            requests,
+            seconds,
+            throughput: requests as f64 / seconds.max(1e-9),
+            failures: summary.failures as u64,
+            conflicts,
+            orders_made: summary.orders_made as u64,
+            orders_verified: summary.orders_verified as u64,
+            mismatches: summary.mismatches as u64,
+            cache_hits: hits1.saturating_sub(hits0),
+            cache_misses: misses1.saturating_sub(misses0),
+        };
+        ui.say(&format!(
+            "{label}: {requests} requests in {seconds:.1} s ({:.0}/s); query p50 {} us, buy p50 {} us; {} orders, {} verified, {} failed requests",
+            run.throughput,
+            summary.stats(client::Kind::Query).p50_us,
+            summary.stats(client::Kind::Buy).p50_us,
+            run.orders_made,
+            run.orders_verified,
+            run.failures
+        ));
+        for f in report.failures.iter().take(5) {
+            ui.say(&format!("  failed: {f}"));
+        }
+        result.runs.push(run);
+        overall.inc(1);
+    }
+    ui.finish(overall);
+    store.restart_frontend(true)?;
+    Ok(result)
+}
