@@ -579,31 +579,9 @@ impl Frontend {
         let notice = &LeaderNotice {
             ballot: choice.ballot,
         };
-        let results: Vec<(ReplicaId, Result<ReplicaStatus>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .replicas
-                .0
-                .iter()
-                .map(|(id, url)| {
-                    (
-                        *id,
-                        s.spawn(move || {
-                            self.ping
-                                .post::<_, ReplicaStatus>(&format!("{url}/internal/leader"), notice)
-                        }),
-                    )
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(id, h)| {
-                    (
-                        id,
-                        h.join()
-                            .unwrap_or_else(|_| Err(Error::Internal("panic".into()))),
-                    )
-                })
-                .collect()
+        let results = http::call_all(&self.replicas.0, |url| {
+            self.ping
+                .post::<_, ReplicaStatus>(&format!("{url}/internal/leader"), notice)
         });
         let mut outcome = Ok(());
         for (id, r) in results {

@@ -448,23 +448,7 @@ impl Replica {
         &self,
         call: impl Fn(&str) -> Result<T> + Sync,
     ) -> Vec<(ReplicaId, Result<T>)> {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .peers
-                .iter()
-                .map(|(id, url)| (*id, s.spawn(|| call(url))))
-                .collect();
-            handles
-                .into_iter()
-                .map(|(id, h)| {
-                    (
-                        id,
-                        h.join()
-                            .unwrap_or_else(|_| Err(Error::Internal("panic".into()))),
-                    )
-                })
-                .collect()
-        })
+        http::call_all(&self.peers, call)
     }
 
     fn url_of(&self, id: ReplicaId) -> &str {
