@@ -20,6 +20,7 @@ stop() {
   echo "stopping the store..." >&2
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait || true
+  exit 0
 }
 trap stop INT TERM EXIT
 
