@@ -95,8 +95,13 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     }
     let (changed_tx, changed_rx) = bounded(4096);
     let (snapshot_tx, snapshot_rx) = bounded(1);
-    let catalog =
-        Arc::new(Catalog::open(&config.data)?.with_notifications(changed_tx, snapshot_tx));
+    // A catalog that starts may have changed stock it could not announce before it stopped (a
+    // restock just before a SIGKILL): the first push drops every toy from the front-end's cache.
+    let opened = Catalog::open(&config.data)?;
+    for p in opened.products() {
+        let _ = changed_tx.try_send(p.name);
+    }
+    let catalog = Arc::new(opened.with_notifications(changed_tx, snapshot_tx));
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
 

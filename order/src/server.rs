@@ -855,24 +855,27 @@ impl Replica {
                 if !inner.core.leads(ballot) {
                     return Err(Error::Unavailable("leadership changed; retry".into()));
                 }
-                if !inner.inflight.contains(&p.request_id) {
-                    break;
+                if inner.inflight.contains(&p.request_id) {
+                    if self.changed.wait_until(&mut inner, deadline).timed_out() {
+                        return Err(Error::Indeterminate(
+                            "the same request id is still being processed".into(),
+                        ));
+                    }
+                    continue;
                 }
-                if self.changed.wait_until(&mut inner, deadline).timed_out() {
-                    return Err(Error::Indeterminate(
-                        "the same request id is still being processed".into(),
-                    ));
+                // A leader that has just taken over has not heard from its followers yet: give them
+                // a moment rather than refuse the first purchases of every failover. The wait lets
+                // go of the lock, so the checks above are made again after it: a twin request with
+                // the same id may have started meanwhile.
+                if !Self::quorum_alive(&inner)
+                    && inner
+                        .leader_since
+                        .is_some_and(|t| t.elapsed() < TAKEOVER_GRACE)
+                {
+                    self.changed.wait_for(&mut inner, Duration::from_millis(10));
+                    continue;
                 }
-            }
-            // A leader that has just taken over has not heard from its followers yet: give them a
-            // moment rather than refuse the first purchases of every failover.
-            while !Self::quorum_alive(&inner)
-                && inner.core.leads(ballot)
-                && inner
-                    .leader_since
-                    .is_some_and(|t| t.elapsed() < TAKEOVER_GRACE)
-            {
-                self.changed.wait_for(&mut inner, Duration::from_millis(10));
+                break;
             }
             if !Self::quorum_alive(&inner) {
                 return Err(Error::Unavailable(format!(
@@ -1003,6 +1006,12 @@ impl Replica {
                 Role::Candidate => !inner.stalled,
                 _ => false,
             };
+            if !waiting && n < core.len() {
+                // It holds the order but cannot tell whether a quorum does: not a 404.
+                return Err(Error::Unavailable(format!(
+                    "order {n} is not known to be committed here yet"
+                )));
+            }
             if !waiting {
                 return Err(Error::NotFound(format!("no order {n}")));
             }
