@@ -319,3 +319,43 @@ fn a_replica_far_behind_catches_up_on_100000_orders_in_seconds() {
     c.start_frontend();
     assert_eq!(buy_until_ok(&c, "Tux"), N);
 }
+
+#[test]
+fn concurrent_retries_of_one_purchase_during_a_failover_make_one_order() {
+    let mut c = Cluster::new(21180);
+    c.start_all(60.0);
+    assert_eq!(order_number(&c.buy("Elephant", 1)), 0);
+    for round in 0..3 {
+        let leader = c.leader().expect("a leader");
+        c.kill(&format!("order-{leader}"));
+        // Right after the kill, eight copies of one purchase race to the next leader while it takes
+        // over and waits for its followers.
+        let rid = format!("twin-{round}");
+        let answers: Vec<Answer> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let body = json!({"name": "Elephant", "quantity": 1, "request_id": rid});
+                    let c = &c;
+                    s.spawn(move || c.post("/orders", &body))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let numbers: std::collections::BTreeSet<u64> = answers
+            .iter()
+            .filter(|a| a.status == 200)
+            .map(order_number)
+            .collect();
+        assert!(
+            numbers.len() <= 1,
+            "one purchase got several order numbers: {answers:?}"
+        );
+        c.start_order(leader);
+        wait_ready_replica(&c, leader);
+    }
+    let orders = c.wait_consistent(Duration::from_secs(15));
+    for round in 0..3 {
+        let rid = format!("twin-{round}");
+        assert!(orders.iter().filter(|o| o.request_id == rid).count() <= 1);
+    }
+}
