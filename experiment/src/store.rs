@@ -11,10 +11,9 @@
 //! contract's default catalog (ten toys, 100 each) and empty order logs.
 
 use parking_lot::Mutex;
-use serde::Deserialize;
 use serde_json::Value;
 use shared::protocol::{ReplicaId, ReplicaStatus, Role, SECRET_HEADER};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -22,8 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Replica ids of the store.
-pub const REPLICAS: [ReplicaId; 3] = [1, 2, 3];
+pub use systest::REPLICAS;
 
 /// Stock of every toy in a new catalog (the contract's).
 pub const NEW_STOCK: u64 = 100;
@@ -354,26 +352,6 @@ pub struct Consistency {
     pub takes: usize,
     /// Restocks in the journal.
     pub restocks: usize,
-}
-
-/// A row of `orders-<id>.csv`, as far as the check needs it.
-#[derive(Deserialize, Debug, Clone)]
-struct OrderRow {
-    number: u64,
-    name: String,
-    quantity: u64,
-    #[serde(default)]
-    request_id: String,
-}
-
-/// A row of `catalog-journal.csv`, as far as the check needs it.
-#[derive(Deserialize, Debug, Clone)]
-struct JournalRow {
-    kind: String,
-    #[serde(default)]
-    request_id: String,
-    name: String,
-    quantity: u64,
 }
 
 /// The store as child processes. Dropping it kills them.
@@ -781,92 +759,13 @@ impl Store {
 
     /// The last lines of every process's log.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
-        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
-            return out;
-        };
-        let mut paths: Vec<_> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out.push_str(&format!(
-                "--- {} (last 20 lines)\n",
-                p.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            for l in &lines[lines.len().saturating_sub(20)..] {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
+        systest::tail_logs(self.dir.path(), 20)
     }
 
-    fn read_orders(&self, id: ReplicaId) -> Result<Vec<OrderRow>, String> {
-        let path = self.data().join(format!("orders-{id}.csv"));
-        let Ok(mut reader) = csv::Reader::from_path(&path) else {
-            return Ok(Vec::new());
-        };
-        reader
-            .deserialize()
-            .map(|r| r.map_err(|e| format!("{}: {e}", path.display())))
-            .collect()
-    }
-
-    /// Checks once: every replica's order file holds the same orders, numbered 0..n; no request id
-    /// appears twice; every take of stock in the catalog's journal has exactly one order; for every
-    /// toy, stock = 100 + restocked - ordered.
+    /// Checks once, with [`systest::check_store`]: every replica's order file holds the same orders,
+    /// numbered 0..n; no request id appears twice; every take of stock in the catalog's journal has
+    /// exactly one order; for every toy, stock = the starting stock + restocked - ordered.
     pub fn check_consistent(&self) -> Result<Consistency, String> {
-        let logs: Vec<Vec<OrderRow>> = REPLICAS
-            .iter()
-            .map(|id| self.read_orders(*id))
-            .collect::<Result<_, _>>()?;
-        let key = |o: &OrderRow| (o.number, o.name.clone(), o.quantity, o.request_id.clone());
-        for (i, log) in logs.iter().enumerate().skip(1) {
-            if log.len() != logs[0].len() || log.iter().map(key).ne(logs[0].iter().map(key)) {
-                let lens: Vec<usize> = logs.iter().map(Vec::len).collect();
-                return Err(format!(
-                    "the order files differ (replica {} against 1; orders {lens:?})",
-                    i + 1
-                ));
-            }
-        }
-        let orders = &logs[0];
-        for (i, o) in orders.iter().enumerate() {
-            if o.number != i as u64 {
-                return Err(format!("order {i} has number {}", o.number));
-            }
-        }
-        let mut ids = HashSet::new();
-        for o in orders {
-            if !ids.insert(o.request_id.as_str()) {
-                return Err(format!("request id {} was applied twice", o.request_id));
-            }
-        }
-        let path = self.data().join("catalog-journal.csv");
-        let journal: Vec<JournalRow> = match csv::Reader::from_path(&path) {
-            Ok(mut r) => r
-                .deserialize()
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-            Err(_) => Vec::new(),
-        };
-        let takes: HashSet<&str> = journal
-            .iter()
-            .filter(|r| r.kind == "take")
-            .map(|r| r.request_id.as_str())
-            .collect();
-        if takes.len() != ids.len() || takes.iter().any(|t| !ids.contains(t)) {
-            return Err(format!(
-                "{} takes of stock at the catalog but {} orders",
-                takes.len(),
-                ids.len()
-            ));
-        }
         let (status, body) = self.get(
             &format!("{}/products", self.options.layout.catalog_url()),
             true,
@@ -876,27 +775,22 @@ impl Store {
                 "the catalog's product list answered {status}: {body}"
             ));
         }
+        let stock: BTreeMap<String, u64> = body["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap_or_default().to_string();
+                (name, p["quantity"].as_u64().unwrap_or(0))
+            })
+            .collect();
         let base = self.options.stock.unwrap_or(NEW_STOCK);
-        for p in body["data"].as_array().cloned().unwrap_or_default() {
-            let name = p["name"].as_str().unwrap_or_default();
-            let quantity = p["quantity"].as_u64().unwrap_or(0);
-            let restocked: u64 = journal
-                .iter()
-                .filter(|r| r.kind == "restock" && r.name == name)
-                .map(|r| r.quantity)
-                .sum();
-            let ordered: u64 = orders
-                .iter()
-                .filter(|o| o.name == name)
-                .map(|o| o.quantity)
-                .sum();
-            if base + restocked != quantity + ordered {
-                return Err(format!("{name}: stock {quantity}, but {base} + {restocked} restocked - {ordered} ordered"));
-            }
-        }
+        let orders = systest::check_store(&self.data(), &stock, base)?;
+        let journal = systest::read_journal(&self.data())?;
         Ok(Consistency {
             orders: orders.len(),
-            takes: takes.len(),
+            takes: journal.iter().filter(|r| r.kind == "take").count(),
             restocks: journal.iter().filter(|r| r.kind == "restock").count(),
         })
     }

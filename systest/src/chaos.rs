@@ -79,11 +79,10 @@
 //! Besides: a service process that exits by itself (a panic or an exit on an I/O error) is a
 //! violation, and so is a store that does not become quiet within the timeout.
 
-use crate::{Cluster, REPLICAS};
+use crate::{Cluster, JournalRow, REPLICAS};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
 use serde_json::Value;
 use shared::protocol::{Order, ReplicaId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -420,32 +419,13 @@ impl Entry {
 // The final state and the checks
 // ---------------------------------------------------------------------------------------------
 
-/// A row of `catalog-journal.csv`, every column.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct JournalEntry {
-    /// Sequence number.
-    pub seq: u64,
-    /// `take`, `restock` or `checkpoint`.
-    pub kind: String,
-    /// Purchase request id (takes).
-    pub request_id: String,
-    /// Toy.
-    pub name: String,
-    /// Units taken or added.
-    pub quantity: u64,
-    /// The toy's stock after the row.
-    pub stock_after: u64,
-    /// Wall clock of the row, ms since the Unix epoch.
-    pub unix_ms: u64,
-}
-
 /// What the healed, quiet store holds, and what it answers.
 #[derive(Debug, Clone, Default)]
 pub struct FinalState {
     /// Each replica's order file: its text and its rows (or why they could not be read).
     pub files: Vec<(ReplicaId, String, std::result::Result<Vec<Order>, String>)>,
     /// The catalog journal's rows.
-    pub journal: Vec<JournalEntry>,
+    pub journal: Vec<JournalRow>,
     /// The catalog's stock per toy, asked directly.
     pub stock: BTreeMap<String, u64>,
     /// `GET /orders/<n>` through the front-end for every acknowledged number: (status, data).
@@ -545,7 +525,7 @@ pub fn check(history: &[Entry], state: &FinalState) -> Findings {
     // 4. The journal: a chain per toy, the stock at its end, one order per take and one take per order.
     let mut stock: BTreeMap<&str, u64> = BTreeMap::new();
     let mut restocked: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut takes: HashMap<&str, &JournalEntry> = HashMap::new();
+    let mut takes: HashMap<&str, &JournalRow> = HashMap::new();
     let mut last_seq = 0;
     for r in &state.journal {
         if r.seq <= last_seq {
@@ -1507,13 +1487,7 @@ fn final_state(c: &Cluster, history: &[Entry], catalog_outages: Vec<(u64, u64)>)
         })
         .collect();
     // The catalog still restocks: read the stock between two reads of the journal that agree.
-    let read_journal = || -> std::result::Result<Vec<JournalEntry>, String> {
-        csv::Reader::from_path(c.data().join("catalog-journal.csv"))
-            .map_err(|e| e.to_string())?
-            .deserialize::<JournalEntry>()
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| format!("catalog-journal.csv: {e}"))
-    };
+    let read_journal = || crate::read_journal(&c.data());
     let mut problems = Vec::new();
     let (mut journal, mut stock) = (Vec::new(), BTreeMap::new());
     for _ in 0..20 {
@@ -1868,8 +1842,8 @@ mod tests {
         q: u64,
         after: u64,
         at_ms: u64,
-    ) -> JournalEntry {
-        JournalEntry {
+    ) -> JournalRow {
+        JournalRow {
             seq,
             kind: kind.into(),
             request_id: id.into(),

@@ -56,17 +56,134 @@ impl Answer {
     }
 }
 
-/// A row of the catalog journal, as far as checks need it.
-#[derive(Deserialize, Debug, Clone)]
+/// A row of `catalog-journal.csv`, every column.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
 pub struct JournalRow {
+    /// Sequence number.
+    pub seq: u64,
     /// `take`, `restock` or `checkpoint`.
     pub kind: String,
-    /// Purchase request id.
+    /// Purchase request id (takes).
     pub request_id: String,
     /// Toy.
     pub name: String,
-    /// Units.
+    /// Units taken or added.
     pub quantity: u64,
+    /// The toy's stock after the row.
+    pub stock_after: u64,
+    /// Wall clock of the row, ms since the Unix epoch.
+    pub unix_ms: u64,
+}
+
+/// Reads every row of a CSV file of the store (none when the file does not exist yet).
+fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
+    let Ok(mut reader) = csv::Reader::from_path(path) else {
+        return Ok(Vec::new());
+    };
+    reader
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The orders in `orders-<id>.csv` of the data folder `data`.
+pub fn read_orders(data: &Path, id: ReplicaId) -> Result<Vec<Order>, String> {
+    read_rows(&data.join(format!("orders-{id}.csv")))
+}
+
+/// The rows of `catalog-journal.csv` of the data folder `data`.
+pub fn read_journal(data: &Path) -> Result<Vec<JournalRow>, String> {
+    read_rows(&data.join("catalog-journal.csv"))
+}
+
+/// Checks a store's files against the catalog's current `stock`, once: every replica's order file is
+/// the same; order numbers are 0..n; no request id appears twice; every take in the catalog's journal
+/// has exactly one order; for every toy, stock = `base` + restocked - ordered. Returns the orders.
+pub fn check_store(
+    data: &Path,
+    stock: &BTreeMap<String, u64>,
+    base: u64,
+) -> Result<Vec<Order>, String> {
+    let texts: Vec<String> = REPLICAS
+        .iter()
+        .map(|id| {
+            std::fs::read_to_string(data.join(format!("orders-{id}.csv"))).unwrap_or_default()
+        })
+        .collect();
+    if texts.iter().any(|t| *t != texts[0]) {
+        let lens: Vec<usize> = texts.iter().map(|t| t.lines().count()).collect();
+        return Err(format!("order files differ (lines: {lens:?})"));
+    }
+    let orders = read_orders(data, REPLICAS[0])?;
+    for (i, o) in orders.iter().enumerate() {
+        if o.number != i as u64 {
+            return Err(format!("order {i} has number {}", o.number));
+        }
+    }
+    let mut ids = HashSet::new();
+    for o in &orders {
+        if !ids.insert(o.request_id.as_str()) {
+            return Err(format!("request id {} applied twice", o.request_id));
+        }
+    }
+    let journal = read_journal(data)?;
+    let takes: HashSet<&str> = journal
+        .iter()
+        .filter(|r| r.kind == "take")
+        .map(|r| r.request_id.as_str())
+        .collect();
+    if takes.len() != ids.len() || takes.iter().any(|t| !ids.contains(*t)) {
+        return Err(format!(
+            "{} takes at the catalog but {} orders",
+            takes.len(),
+            ids.len()
+        ));
+    }
+    for (name, quantity) in stock {
+        let restocked: u64 = journal
+            .iter()
+            .filter(|r| r.kind == "restock" && r.name == *name)
+            .map(|r| r.quantity)
+            .sum();
+        let ordered: u64 = orders
+            .iter()
+            .filter(|o| o.name == *name)
+            .map(|o| o.quantity)
+            .sum();
+        if base + restocked != quantity + ordered {
+            return Err(format!(
+                "{name}: stock {quantity} but {base} + {restocked} restocked - {ordered} ordered"
+            ));
+        }
+    }
+    Ok(orders)
+}
+
+/// The last `lines` lines of every `*.log` file in `dir`, each under its file's name.
+pub fn tail_logs(dir: &Path, lines: usize) -> String {
+    let mut out = String::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    paths.sort();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        out.push_str(&format!(
+            "--- {} (last {lines} lines)\n",
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        for l in &all[all.len().saturating_sub(lines)..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The store, run as child processes.
@@ -392,14 +509,7 @@ impl Cluster {
 
     /// The orders in `orders-<id>.csv`.
     pub fn orders(&self, id: ReplicaId) -> Vec<Order> {
-        let path = self.data().join(format!("orders-{id}.csv"));
-        let Ok(mut reader) = csv::Reader::from_path(&path) else {
-            return Vec::new();
-        };
-        reader
-            .deserialize()
-            .map(|r| r.expect("order row"))
-            .collect()
+        read_orders(&self.data(), id).expect("order rows")
     }
 
     /// The raw text of `orders-<id>.csv`.
@@ -409,41 +519,12 @@ impl Cluster {
 
     /// The catalog journal's rows.
     pub fn journal(&self) -> Vec<JournalRow> {
-        let path = self.data().join("catalog-journal.csv");
-        let Ok(mut reader) = csv::Reader::from_path(&path) else {
-            return Vec::new();
-        };
-        reader
-            .deserialize()
-            .map(|r| r.expect("journal row"))
-            .collect()
+        read_journal(&self.data()).expect("journal rows")
     }
 
     /// The last lines of every process's log.
     pub fn logs(&self) -> String {
-        let mut out = String::new();
-        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
-            return out;
-        };
-        let mut paths: Vec<_> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out.push_str(&format!(
-                "--- {} (last 40 lines)\n",
-                p.file_name().unwrap().to_string_lossy()
-            ));
-            for l in &lines[lines.len().saturating_sub(40)..] {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
+        tail_logs(self.dir.path(), 40)
     }
 
     /// Runs the `client` binary and returns its exit status and output.
@@ -478,59 +559,9 @@ impl Cluster {
         }
     }
 
-    /// Checks, once: every replica's order file is the same; order numbers are 0..n; no request id
-    /// appears twice; for every toy, stock = 100 + restocked - ordered; every take in the catalog's
-    /// journal has exactly one order.
+    /// Checks, once, the store's files against the catalog's stock ([`check_store`]).
     pub fn check_consistent(&self) -> Result<Vec<Order>, String> {
-        let texts: Vec<String> = REPLICAS.iter().map(|id| self.orders_text(*id)).collect();
-        if texts.iter().any(|t| *t != texts[0]) {
-            let lens: Vec<usize> = texts.iter().map(|t| t.lines().count()).collect();
-            return Err(format!("order files differ (lines: {lens:?})"));
-        }
-        let orders = self.orders(1);
-        for (i, o) in orders.iter().enumerate() {
-            if o.number != i as u64 {
-                return Err(format!("order {i} has number {}", o.number));
-            }
-        }
-        let mut ids = HashSet::new();
-        for o in &orders {
-            if !ids.insert(o.request_id.clone()) {
-                return Err(format!("request id {} applied twice", o.request_id));
-            }
-        }
-        let journal = self.journal();
-        let takes: HashSet<&str> = journal
-            .iter()
-            .filter(|r| r.kind == "take")
-            .map(|r| r.request_id.as_str())
-            .collect();
-        if takes.len() != ids.len() || takes.iter().any(|t| !ids.contains(*t)) {
-            return Err(format!(
-                "{} takes at the catalog but {} orders",
-                takes.len(),
-                ids.len()
-            ));
-        }
-        let stock = self.stock();
-        for (name, quantity) in &stock {
-            let restocked: u64 = journal
-                .iter()
-                .filter(|r| r.kind == "restock" && r.name == *name)
-                .map(|r| r.quantity)
-                .sum();
-            let ordered: u64 = orders
-                .iter()
-                .filter(|o| o.name == *name)
-                .map(|o| o.quantity)
-                .sum();
-            if 100 + restocked != quantity + ordered {
-                return Err(format!(
-                    "{name}: stock {quantity} but 100 + {restocked} restocked - {ordered} ordered"
-                ));
-            }
-        }
-        Ok(orders)
+        check_store(&self.data(), &self.stock(), 100)
     }
 
     /// Forgets process `name` if it has exited by itself (reaping it), so it can be started again.
