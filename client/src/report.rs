@@ -9,7 +9,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The columns of the latency CSV, in order.
 pub const CSV_HEADER: [&str; 8] = [
@@ -33,7 +33,7 @@ pub const STATUS_CONFLICT: u16 = 409;
 const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
 
 /// Which request a sample measures; written to the CSV `kind` column.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// `GET /products/<name>`.

@@ -10,7 +10,7 @@
 //! failover this run measures. Every kill, restart and catch-up is an [`EventRow`], on the same clock
 //! as the requests' `start_ms`.
 
-use crate::data::{CrashOutcome, CrashRow, EventRow, Kind};
+use crate::data::{CrashOutcome, CrashRow, EventRow};
 use crate::store::{Store, REPLICAS};
 use crate::ui::Ui;
 use parking_lot::Mutex;
@@ -240,7 +240,7 @@ fn client_loop(
             for s in &session.samples {
                 t.rows.push(CrashRow {
                     client: u64::from(k),
-                    kind: Kind::from(s.kind),
+                    kind: s.kind,
                     latency_us: s.latency_us,
                     ok: s.ok(),
                     status: s.status,

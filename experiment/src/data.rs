@@ -40,41 +40,8 @@ pub const RUN_INFO: &str = "run-info.json";
 /// The benchmark's results.
 pub const BENCH_CSV: &str = "bench.csv";
 
-/// Which request a row measures.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// `GET /products/<name>`.
-    Query,
-    /// `POST /orders`.
-    Buy,
-    /// `GET /orders/<number>`.
-    OrderQuery,
-}
-
-impl Kind {
-    /// Every kind, in table order.
-    pub const ALL: [Kind; 3] = [Kind::Query, Kind::Buy, Kind::OrderQuery];
-
-    /// The CSV name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Query => "query",
-            Kind::Buy => "buy",
-            Kind::OrderQuery => "order_query",
-        }
-    }
-}
-
-impl From<client::Kind> for Kind {
-    fn from(k: client::Kind) -> Kind {
-        match k {
-            client::Kind::Query => Kind::Query,
-            client::Kind::Buy => Kind::Buy,
-            client::Kind::OrderQuery => Kind::OrderQuery,
-        }
-    }
-}
+/// Which request a row measures: the client's own kinds.
+pub use client::Kind;
 
 /// The cache setting of a run, as written in the CSVs.
 pub fn cache_label(on: bool) -> &'static str {

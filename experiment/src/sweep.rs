@@ -7,7 +7,7 @@
 //! warm-up (connections opened, the cache filled), then `clients` sessions of the [`client`] library
 //! run `iterations` each at once; every request they make becomes a [`SweepRow`].
 
-use crate::data::{cache_label, Kind, RunRow, SweepRow};
+use crate::data::{cache_label, RunRow, SweepRow};
 use crate::store::Store;
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
@@ -120,7 +120,7 @@ pub fn run(store: &mut Store, cfg: &SweepConfig, ui: &Ui) -> Result<SweepResult,
                 requests += 1;
                 result.rows.push(SweepRow {
                     client: session.client,
-                    kind: Kind::from(s.kind),
+                    kind: s.kind,
                     latency_us: s.latency_us,
                     ok: s.ok(),
                     p,
