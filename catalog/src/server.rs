@@ -5,7 +5,7 @@ use crate::store::Catalog;
 use clap::Parser;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
-use shared::protocol::{valid_request_id, Invalidate, Purchase, REQUEST_ID_RULE};
+use shared::protocol::{CancelRequest, Invalidate, TakeRequest};
 use shared::{log, Error, Result};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -157,35 +157,35 @@ pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
             None => Reply::error(&Error::BadRequest("product name is not UTF-8".into())),
         },
         (Method::Get, ["products"]) => Reply::data(catalog.products()),
-        (Method::Post, ["internal", "take"]) => Reply::from_result(
-            r.json::<Purchase>()
-                .and_then(|p| check_request_id(&p.request_id).and_then(|()| catalog.take(&p))),
+        (Method::Post, ["internal", "take"]) => {
+            Reply::from_result(r.json::<TakeRequest>().and_then(|t| catalog.take(&t)))
+        }
+        (Method::Post, ["internal", "cancel"]) => {
+            Reply::from_result(r.json::<CancelRequest>().and_then(|c| catalog.cancel(&c)))
+        }
+        (Method::Get, ["internal", "takes"]) => Reply::from_result(
+            number_param(r, "after")
+                .and_then(|after| Ok((after, number_param(r, "epoch")?)))
+                .and_then(|(after, epoch)| catalog.takes_after(after, TAKES_PAGE, epoch)),
         ),
-        (Method::Get, ["internal", "takes"]) => {
-            match r.query_param("after").unwrap_or("0").parse::<u64>() {
-                Ok(after) => Reply::data(catalog.takes_after(after, TAKES_PAGE)),
-                Err(_) => Reply::error(&Error::BadRequest("`after` must be a number".into())),
-            }
-        }
         (Method::Get, ["internal", "health"]) => Reply::data("ok"),
-        (_, ["products", _] | ["products"] | ["internal", "take" | "takes" | "health"]) => {
-            Reply::error(&Error::MethodNotAllowed(format!(
-                "{} is not allowed on {}",
-                r.method, r.path
-            )))
-        }
+        (
+            _,
+            ["products", _] | ["products"] | ["internal", "take" | "cancel" | "takes" | "health"],
+        ) => Reply::error(&Error::MethodNotAllowed(format!(
+            "{} is not allowed on {}",
+            r.method, r.path
+        ))),
         _ => Reply::error(&Error::NotFound(format!("no such path: {}", r.path))),
     }
 }
 
-/// A take's request id must be one an order can carry: a take under any other id would change the
-/// stock, and be journalled and rolled forward, for a purchase that no order replica accepts.
-fn check_request_id(id: &str) -> Result<()> {
-    if valid_request_id(id) {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(REQUEST_ID_RULE.into()))
-    }
+/// The query parameter `name` as a number (0 when absent).
+fn number_param(r: &Request, name: &str) -> Result<u64> {
+    r.query_param(name)
+        .unwrap_or("0")
+        .parse::<u64>()
+        .map_err(|_| Error::BadRequest(format!("`{name}` must be a number")))
 }
 
 fn restock_loop(catalog: &Catalog, stop: &AtomicBool, every: Duration) {
@@ -271,5 +271,98 @@ fn invalidate_loop(frontend: &str, peer: &Peer, stop: &AtomicBool, changed_rx: &
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn call(c: &Catalog, method: Method, path: &str, body: Value) -> (u16, Value) {
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let reply = handle(c, &Request::new(method, path, &body));
+        let v = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status, v)
+    }
+
+    #[test]
+    fn internal_take_cancel_and_listing_speak_the_new_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        let take = json!({"request_id": "r1", "name": "Tux", "quantity": 2, "epoch": 3});
+        let (status, v) = call(&c, Method::Post, "/internal/take", take.clone());
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"]["repeated"], false);
+        let seq = v["data"]["seq"].clone();
+        let (status, v) = call(&c, Method::Post, "/internal/take", take);
+        assert_eq!((status, v["data"]["repeated"].clone()), (200, json!(true)));
+        let (status, v) = call(
+            &c,
+            Method::Post,
+            "/internal/take",
+            json!({"request_id": "r1", "name": "Tux", "quantity": 2}),
+        );
+        assert_eq!(status, 400, "a take without an epoch: {v}");
+
+        let cancel = |id: &str, epoch: u64| {
+            call(
+                &c,
+                Method::Post,
+                "/internal/cancel",
+                json!({"request_id": id, "epoch": epoch}),
+            )
+        };
+        assert_eq!(cancel("r1", 3), (200, json!({"data": {"taken": seq}})));
+        assert_eq!(cancel("r2", 3), (200, json!({"data": {"taken": null}})));
+        assert_eq!(cancel("bad id", 3).0, 400);
+        let (status, v) = call(
+            &c,
+            Method::Post,
+            "/internal/take",
+            json!({"request_id": "r2", "name": "Tux", "quantity": 1, "epoch": 3}),
+        );
+        assert_eq!(status, 409, "{v}");
+        let (status, v) = call(
+            &c,
+            Method::Post,
+            "/internal/take",
+            json!({"request_id": "r3", "name": "Tux", "quantity": 1, "epoch": 2}),
+        );
+        assert_eq!(status, 409, "a stale epoch: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("epoch 2"));
+
+        let (status, v) = call(&c, Method::Get, "/internal/takes?after=0", Value::Null);
+        assert_eq!(status, 200);
+        assert_eq!(v["data"][0]["request_id"], "r1");
+        assert_eq!(v["data"].as_array().unwrap().len(), 1);
+        let (status, v) = call(
+            &c,
+            Method::Get,
+            "/internal/takes?after=0&epoch=9",
+            Value::Null,
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(c.fence(), 9);
+        for bad in ["after=x", "after=-1", "after=0&epoch=x", "epoch=-2"] {
+            let (status, _) = call(
+                &c,
+                Method::Get,
+                &format!("/internal/takes?{bad}"),
+                Value::Null,
+            );
+            assert_eq!(status, 400, "{bad}");
+        }
+        assert_eq!(
+            call(&c, Method::Get, "/internal/cancel", Value::Null).0,
+            405
+        );
+        assert_eq!(c.product("Tux").unwrap().quantity, 98);
+        let (status, v) = call(&c, Method::Get, "/products/Tux", Value::Null);
+        assert_eq!((status, v["data"]["quantity"].clone()), (200, json!(98)));
     }
 }

@@ -1,17 +1,18 @@
-//! The catalog's state and its files (see the crate docs for the file formats).
+//! The catalog's files around its [`Core`]: the journal (group commit), the snapshot, one lock. See
+//! the crate docs for the file formats and what is on disk before each answer.
 
+use crate::core::{Core, JournalRow, Step, JOURNAL_HEADER, RESTOCK_QUANTITY};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use shared::durable::{repair_torn_tail, write_atomic, AppendFile};
-use shared::protocol::{Product, Purchase, TakeRecord, TakeReply};
+use shared::durable::{create_dir_all, repair_torn_tail, write_atomic, AppendFile};
+use shared::protocol::{
+    CancelReply, CancelRequest, Epoch, Product, TakeRecord, TakeReply, TakeRequest,
+};
 use shared::{log, Error, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Stock a toy is set to when new and when restocked.
-pub const RESTOCK_QUANTITY: u64 = 100;
 
 /// The toys of a new catalog, with their prices.
 pub const DEFAULT_TOYS: [(&str, f64); 10] = [
@@ -40,48 +41,19 @@ struct StockRow {
     quantity: u64,
 }
 
-/// One row of `catalog-journal.csv`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct JournalRow {
-    /// Sequence number, one more per row.
-    pub seq: u64,
-    /// `take`, `restock` or `checkpoint`.
-    pub kind: String,
-    /// The purchase's request id (empty for restocks and checkpoints).
-    pub request_id: String,
-    /// The toy (empty for checkpoints).
-    pub name: String,
-    /// Units taken or added.
-    pub quantity: u64,
-    /// The toy's stock after this row.
-    pub stock_after: u64,
-    /// Wall-clock time of the row, ms since the Unix epoch.
-    pub unix_ms: u64,
-}
-
-struct Take {
-    seq: u64,
-    name: String,
-    quantity: u64,
-    unix_ms: u64,
-    /// The journal ticket that makes it durable (0 once loaded from the file).
-    ticket: u64,
-}
-
 struct State {
-    /// name -> (price, quantity); a BTreeMap so the file is written in a stable order.
-    products: BTreeMap<String, (f64, u64)>,
-    takes: HashMap<String, Take>,
-    /// Takes in journal order, for listing (request ids).
-    take_log: Vec<String>,
-    seq: u64,
+    core: Core,
+    /// (seq, journal ticket) of the rows not yet known to be on disk, oldest first.
+    tickets: VecDeque<(u64, u64)>,
 }
 
-/// The catalog: products, stock and the journal of takes.
+/// The catalog: its core, the journal and the snapshot.
 pub struct Catalog {
     dir: PathBuf,
     state: Mutex<State>,
     journal: AppendFile,
+    /// Serialises writers of `catalog.csv`, so an older snapshot never replaces a newer one.
+    snapshot_lock: Mutex<()>,
     /// Names whose stock changed, for the invalidation sender.
     changed_tx: Option<Sender<String>>,
     /// Wakes the snapshot writer.
@@ -105,9 +77,10 @@ fn journal_line(row: &JournalRow) -> Vec<u8> {
 
 impl Catalog {
     /// Opens the catalog in `dir`: writes the default `catalog.csv` if there is none, replays the
-    /// journal after its last checkpoint, and writes a fresh snapshot and checkpoint.
+    /// journal (adding the `epoch` column to a journal written without it), and writes a fresh
+    /// snapshot and checkpoint.
     pub fn open(dir: &Path) -> Result<Catalog> {
-        std::fs::create_dir_all(dir)?;
+        create_dir_all(dir)?;
         let catalog_path = dir.join(CATALOG_FILE);
         if !catalog_path.exists() {
             let rows: Vec<StockRow> = DEFAULT_TOYS
@@ -126,26 +99,7 @@ impl Catalog {
                 rows.len()
             );
         }
-        let mut products = BTreeMap::new();
-        let mut reader = csv::Reader::from_path(&catalog_path)?;
-        for (i, row) in reader.deserialize::<StockRow>().enumerate() {
-            let row = row
-                .map_err(|e| Error::Io(format!("{} row {}: {e}", catalog_path.display(), i + 2)))?;
-            if !(row.price.is_finite() && row.price >= 0.0) || row.name.is_empty() {
-                return Err(Error::Io(format!(
-                    "{} row {}: bad name or price",
-                    catalog_path.display(),
-                    i + 2
-                )));
-            }
-            products.insert(row.name, (row.price, row.quantity));
-        }
-        if products.is_empty() {
-            return Err(Error::Io(format!(
-                "{} lists no toys",
-                catalog_path.display()
-            )));
-        }
+        let products = read_stock(&catalog_path)?;
 
         let journal_path = dir.join(JOURNAL_FILE);
         if let Some(cut) = repair_torn_tail(&journal_path)? {
@@ -155,51 +109,40 @@ impl Catalog {
                 journal_path.display()
             );
         }
-        let rows = read_journal(&journal_path)?;
-        let last_checkpoint = rows.iter().rposition(|r| r.kind == "checkpoint");
-        let mut replayed = 0;
-        let mut takes = HashMap::new();
-        let mut take_log = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
-            if r.kind == "take" {
-                let t = Take {
-                    seq: r.seq,
-                    name: r.name.clone(),
-                    quantity: r.quantity,
-                    unix_ms: r.unix_ms,
-                    ticket: 0,
-                };
-                takes.insert(r.request_id.clone(), t);
-                take_log.push(r.request_id.clone());
-            }
-            if last_checkpoint.is_none_or(|c| i > c) && r.kind != "checkpoint" {
-                if let Some(p) = products.get_mut(&r.name) {
-                    p.1 = r.stock_after;
-                    replayed += 1;
-                }
-            }
-        }
-        let seq = rows.last().map_or(0, |r| r.seq);
-        let exists = journal_path.exists();
+        let (rows, has_epoch) = read_journal_file(&journal_path)?;
+        let core = Core::replay(products, &rows);
         let journal = AppendFile::open(&journal_path)?;
-        if !exists || std::fs::metadata(&journal_path)?.len() == 0 {
-            journal.append_durably(b"seq,kind,request_id,name,quantity,stock_after,unix_ms\n")?;
-        }
-        if replayed > 0 {
+        if std::fs::metadata(&journal_path)?.len() == 0 {
+            journal.append_durably(JOURNAL_HEADER.as_bytes())?;
+        } else if !has_epoch {
+            let mut text = JOURNAL_HEADER.as_bytes().to_vec();
+            for r in &rows {
+                text.extend(journal_line(r));
+            }
+            journal.replace(&text)?;
             log!(
                 "catalog",
-                "replayed {replayed} journal rows written after the last clean stop"
+                "added the epoch column to {} ({} rows)",
+                journal_path.display(),
+                rows.len()
+            );
+        }
+        if !rows.is_empty() {
+            log!(
+                "catalog",
+                "replayed {} journal rows (fence at epoch {})",
+                rows.len(),
+                core.fence()
             );
         }
         let catalog = Catalog {
             dir: dir.to_path_buf(),
             state: Mutex::new(State {
-                products,
-                takes,
-                take_log,
-                seq,
+                core,
+                tickets: VecDeque::new(),
             }),
             journal,
+            snapshot_lock: Mutex::new(()),
             changed_tx: None,
             snapshot_tx: None,
         };
@@ -218,204 +161,107 @@ impl Catalog {
         self
     }
 
-    /// The product called `name`.
+    /// The product called `name`, with its stock on disk.
     pub fn product(&self, name: &str) -> Result<Product> {
-        let s = self.state.lock();
-        let (price, quantity) = s.products.get(name).ok_or_else(|| unknown(name))?;
-        Ok(Product {
-            name: name.to_string(),
-            price: *price,
-            quantity: *quantity,
-        })
+        self.state.lock().core.product(name)
     }
 
-    /// All products, by name.
+    /// All products, by name, with their stock on disk.
     pub fn products(&self) -> Vec<Product> {
-        let s = self.state.lock();
-        s.products
-            .iter()
-            .map(|(n, (p, q))| Product {
-                name: n.clone(),
-                price: *p,
-                quantity: *q,
-            })
-            .collect()
+        self.state.lock().core.products()
     }
 
-    /// Takes `p.quantity` units of `p.name` for request `p.request_id`, once: a repeated request id
-    /// gets the first answer. Returns after the take is on disk.
-    pub fn take(&self, p: &Purchase) -> Result<TakeReply> {
-        if p.quantity == 0 {
-            return Err(Error::BadRequest("quantity must be at least 1".into()));
-        }
-        let (ticket, reply) = {
-            let mut s = self.state.lock();
-            if let Some(t) = s.takes.get(&p.request_id) {
-                if t.name != p.name || t.quantity != p.quantity {
-                    return Err(Error::Conflict(format!(
-                        "request id {} was used for {} x {}",
-                        p.request_id, t.quantity, t.name
-                    )));
-                }
-                (
-                    t.ticket,
-                    TakeReply {
-                        seq: t.seq,
-                        repeated: true,
-                    },
-                )
-            } else {
-                let (_, quantity) = s
-                    .products
-                    .get_mut(&p.name)
-                    .ok_or_else(|| unknown(&p.name))?;
-                if *quantity < p.quantity {
-                    return Err(Error::Conflict(format!(
-                        "not enough stock: {} has {} left",
-                        p.name, quantity
-                    )));
-                }
-                *quantity -= p.quantity;
-                let stock_after = *quantity;
-                s.seq += 1;
-                let row = JournalRow {
-                    seq: s.seq,
-                    kind: "take".into(),
-                    request_id: p.request_id.clone(),
-                    name: p.name.clone(),
-                    quantity: p.quantity,
-                    stock_after,
-                    unix_ms: now_ms(),
-                };
-                // Appended under the state lock, so the journal's order is the order of the takes.
-                let ticket = self.journal.append(&journal_line(&row));
-                let take = Take {
-                    seq: row.seq,
-                    name: row.name,
-                    quantity: row.quantity,
-                    unix_ms: row.unix_ms,
-                    ticket,
-                };
-                s.takes.insert(p.request_id.clone(), take);
-                s.take_log.push(p.request_id.clone());
-                (
-                    ticket,
-                    TakeReply {
-                        seq: s.seq,
-                        repeated: false,
-                    },
-                )
-            }
-        };
-        // A repeated id also waits: its first take may still be in the group being synced.
-        self.journal.wait(ticket)?;
+    /// The newest leader epoch seen.
+    pub fn fence(&self) -> Epoch {
+        self.state.lock().core.fence()
+    }
+
+    /// Takes stock for `r`, once per request id (see [`Core::take`]). Returns once the answer's row
+    /// is on disk.
+    pub fn take(&self, r: &TakeRequest) -> Result<TakeReply> {
+        let reply = self.run(|c| c.take(r, now_ms()))?;
         if !reply.repeated {
-            self.changed(&p.name);
+            self.changed(&r.name);
         }
         Ok(reply)
     }
 
-    /// Takes with a journal sequence number above `after`, oldest first, at most `limit`.
-    pub fn takes_after(&self, after: u64, limit: usize) -> Vec<TakeRecord> {
-        let s = self.state.lock();
-        let now = now_ms();
-        // Sequence numbers grow along take_log: find the first one above `after` by bisection.
-        let start = s.take_log.partition_point(|id| s.takes[id].seq <= after);
-        s.take_log[start..]
-            .iter()
-            .take(limit)
-            .map(|id| {
-                let t = &s.takes[id];
-                TakeRecord {
-                    seq: t.seq,
-                    request_id: id.clone(),
-                    name: t.name.clone(),
-                    quantity: t.quantity,
-                    age_ms: now.saturating_sub(t.unix_ms),
-                }
-            })
-            .collect()
+    /// Refuses `r.request_id` for good unless it was taken (see [`Core::cancel`]).
+    pub fn cancel(&self, r: &CancelRequest) -> Result<CancelReply> {
+        self.run(|c| c.cancel(r, now_ms()))
+    }
+
+    /// Takes on disk with a seq above `after`, oldest first, at most `limit`, for a leader of
+    /// `epoch`.
+    pub fn takes_after(&self, after: u64, limit: usize, epoch: Epoch) -> Result<Vec<TakeRecord>> {
+        self.run(|c| c.takes_after(after, limit, now_ms(), epoch))
     }
 
     /// Sets every toy that is out of stock back to [`RESTOCK_QUANTITY`], durably. Returns the names.
     pub fn restock(&self) -> Result<Vec<String>> {
-        let (names, ticket) = {
-            let mut s = self.state.lock();
-            let names: Vec<String> = s
-                .products
-                .iter()
-                .filter(|(_, (_, q))| *q == 0)
-                .map(|(n, _)| n.clone())
-                .collect();
-            let mut ticket = None;
-            for name in &names {
-                s.seq += 1;
-                let row = JournalRow {
-                    seq: s.seq,
-                    kind: "restock".into(),
-                    request_id: String::new(),
-                    name: name.clone(),
-                    quantity: RESTOCK_QUANTITY,
-                    stock_after: RESTOCK_QUANTITY,
-                    unix_ms: now_ms(),
-                };
-                ticket = Some(self.journal.append(&journal_line(&row)));
-                s.products.get_mut(name).expect("listed above").1 = RESTOCK_QUANTITY;
-            }
-            (names, ticket)
-        };
-        if let Some(t) = ticket {
-            self.journal.wait(t)?;
-        }
+        let names = self.run(|c| c.restock(now_ms()))?;
         for n in &names {
             self.changed(n);
         }
         Ok(names)
     }
 
-    /// Writes `catalog.csv` from memory, atomically.
-    pub fn write_snapshot(&self) -> Result<()> {
-        let rows: Vec<StockRow> = {
-            let s = self.state.lock();
-            s.products
-                .iter()
-                .map(|(n, (p, q))| StockRow {
-                    name: n.clone(),
-                    price: *p,
-                    quantity: *q,
-                })
-                .collect()
+    /// Runs one step of the core: appends its rows under the lock (so the journal's order is the
+    /// core's), then waits, without the lock, until the answer may be given.
+    fn run<T>(&self, f: impl FnOnce(&mut Core) -> Step<T>) -> Result<T> {
+        let (answer, wait) = {
+            let mut s = self.state.lock();
+            let step = f(&mut s.core);
+            for row in &step.rows {
+                let ticket = self.journal.append(&journal_line(row));
+                s.tickets.push_back((row.seq, ticket));
+            }
+            let wait = if step.after_synced > s.core.synced_seq() {
+                let i = s
+                    .tickets
+                    .partition_point(|(seq, _)| *seq < step.after_synced);
+                Some(s.tickets[i])
+            } else {
+                None
+            };
+            (step.answer, wait)
         };
-        write_atomic(&self.dir.join(CATALOG_FILE), &stock_csv(&rows))
+        if let Some((seq, ticket)) = wait {
+            self.journal.wait(ticket)?;
+            let mut s = self.state.lock();
+            s.core.synced(seq);
+            while s.tickets.front().is_some_and(|(q, _)| *q <= seq) {
+                s.tickets.pop_front();
+            }
+        }
+        answer
+    }
+
+    /// Writes `catalog.csv` with the stock on disk, atomically.
+    pub fn write_snapshot(&self) -> Result<()> {
+        let _writer = self.snapshot_lock.lock();
+        let products = self.state.lock().core.products();
+        write_atomic(&self.dir.join(CATALOG_FILE), &products_csv(&products))
     }
 
     /// Writes the snapshot, then a checkpoint row: rows before it need no replay on the next start.
     /// Called at start and at a clean stop.
     pub fn checkpoint(&self) -> Result<()> {
+        let _writer = self.snapshot_lock.lock();
         // Hold the lock across both writes, so no take slips between the snapshot and the checkpoint.
         let mut s = self.state.lock();
-        let rows: Vec<StockRow> = s
-            .products
-            .iter()
-            .map(|(n, (p, q))| StockRow {
-                name: n.clone(),
-                price: *p,
-                quantity: *q,
-            })
-            .collect();
         self.journal.flush()?;
-        write_atomic(&self.dir.join(CATALOG_FILE), &stock_csv(&rows))?;
-        s.seq += 1;
-        let row = JournalRow {
-            seq: s.seq,
-            kind: "checkpoint".into(),
-            request_id: String::new(),
-            name: String::new(),
-            quantity: 0,
-            stock_after: 0,
-            unix_ms: now_ms(),
-        };
-        self.journal.append_durably(&journal_line(&row))
+        let seq = s.core.seq();
+        s.core.synced(seq);
+        s.tickets.clear();
+        write_atomic(
+            &self.dir.join(CATALOG_FILE),
+            &products_csv(&s.core.products()),
+        )?;
+        let row = s.core.checkpoint(now_ms())?;
+        self.journal.append_durably(&journal_line(&row))?;
+        s.core.synced(row.seq);
+        Ok(())
     }
 
     fn changed(&self, name: &str) {
@@ -428,8 +274,36 @@ impl Catalog {
     }
 }
 
-fn unknown(name: &str) -> Error {
-    Error::NotFound(format!("no product called {name:?}"))
+fn read_stock(path: &Path) -> Result<BTreeMap<String, (f64, u64)>> {
+    let mut products = BTreeMap::new();
+    let mut reader = csv::Reader::from_path(path)?;
+    for (i, row) in reader.deserialize::<StockRow>().enumerate() {
+        let row = row.map_err(|e| Error::Io(format!("{} row {}: {e}", path.display(), i + 2)))?;
+        if !(row.price.is_finite() && row.price >= 0.0) || row.name.is_empty() {
+            return Err(Error::Io(format!(
+                "{} row {}: bad name or price",
+                path.display(),
+                i + 2
+            )));
+        }
+        products.insert(row.name, (row.price, row.quantity));
+    }
+    if products.is_empty() {
+        return Err(Error::Io(format!("{} lists no toys", path.display())));
+    }
+    Ok(products)
+}
+
+fn products_csv(products: &[Product]) -> Vec<u8> {
+    let rows: Vec<StockRow> = products
+        .iter()
+        .map(|p| StockRow {
+            name: p.name.clone(),
+            price: p.price,
+            quantity: p.quantity,
+        })
+        .collect();
+    stock_csv(&rows)
 }
 
 fn stock_csv(rows: &[StockRow]) -> Vec<u8> {
@@ -440,53 +314,63 @@ fn stock_csv(rows: &[StockRow]) -> Vec<u8> {
     w.into_inner().expect("in-memory writer")
 }
 
-/// Reads every row of a journal file (none when it does not exist).
-pub fn read_journal(path: &Path) -> Result<Vec<JournalRow>> {
-    if !path.exists() {
-        return Ok(Vec::new());
+/// Reads every row of a journal file (none when it does not exist), and whether its header has the
+/// `epoch` column (true for a missing or empty file).
+fn read_journal_file(path: &Path) -> Result<(Vec<JournalRow>, bool)> {
+    if !path.exists() || std::fs::metadata(path)?.len() == 0 {
+        return Ok((Vec::new(), true));
     }
+    let mut reader = csv::Reader::from_path(path)?;
+    let has_epoch = reader.headers()?.iter().any(|h| h == "epoch");
     let mut rows = Vec::new();
-    for (i, row) in csv::Reader::from_path(path)?
-        .deserialize::<JournalRow>()
-        .enumerate()
-    {
+    for (i, row) in reader.deserialize::<JournalRow>().enumerate() {
         rows.push(row.map_err(|e| Error::Io(format!("{} row {}: {e}", path.display(), i + 2)))?);
     }
-    Ok(rows)
+    Ok((rows, has_epoch))
+}
+
+/// Reads every row of a journal file (none when it does not exist).
+pub fn read_journal(path: &Path) -> Result<Vec<JournalRow>> {
+    read_journal_file(path).map(|(rows, _)| rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Kind;
     use std::sync::Arc;
 
-    fn purchase(id: &str, name: &str, quantity: u64) -> Purchase {
-        Purchase {
+    fn take(id: &str, name: &str, quantity: u64) -> TakeRequest {
+        TakeRequest {
             request_id: id.into(),
             name: name.into(),
             quantity,
+            epoch: 1,
         }
     }
 
     #[test]
     fn a_new_catalog_has_ten_toys_of_a_hundred() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Catalog::open(dir.path()).unwrap();
+        let c = Catalog::open(&dir.path().join("new/data")).unwrap();
         let products = c.products();
         assert!(products.len() >= 10);
         assert!(products.iter().all(|p| p.quantity == RESTOCK_QUANTITY));
-        let text = std::fs::read_to_string(dir.path().join(CATALOG_FILE)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("new/data").join(CATALOG_FILE)).unwrap();
         assert!(text.starts_with("name,price,quantity\n"), "{text}");
         assert!(text.contains("Tux,25.99,100\n"), "{text}");
+        let journal =
+            std::fs::read_to_string(dir.path().join("new/data").join(JOURNAL_FILE)).unwrap();
+        assert!(journal.starts_with(JOURNAL_HEADER), "{journal}");
     }
 
     #[test]
     fn takes_check_stock_and_a_repeated_request_id_takes_once() {
         let dir = tempfile::tempdir().unwrap();
         let c = Catalog::open(dir.path()).unwrap();
-        let first = c.take(&purchase("r1", "Tux", 30)).unwrap();
+        let first = c.take(&take("r1", "Tux", 30)).unwrap();
         assert!(!first.repeated);
-        let again = c.take(&purchase("r1", "Tux", 30)).unwrap();
+        let again = c.take(&take("r1", "Tux", 30)).unwrap();
         assert_eq!(
             again,
             TakeReply {
@@ -496,30 +380,26 @@ mod tests {
         );
         assert_eq!(c.product("Tux").unwrap().quantity, 70);
         assert!(matches!(
-            c.take(&purchase("r2", "Tux", 71)),
+            c.take(&take("r2", "Tux", 71)),
             Err(Error::Conflict(_))
         ));
         assert!(matches!(
-            c.take(&purchase("r1", "Tux", 5)),
+            c.take(&take("r1", "Tux", 5)),
             Err(Error::Conflict(_))
         ));
         assert!(matches!(
-            c.take(&purchase("r3", "Nope", 1)),
+            c.take(&take("r3", "Nope", 1)),
             Err(Error::NotFound(_))
         ));
         assert!(matches!(
-            c.take(&purchase("r4", "Tux", 0)),
+            c.take(&take("r4", "Tux", 0)),
             Err(Error::BadRequest(_))
         ));
-        assert!(matches!(
-            c.take(&purchase("r5", "Tux", u64::MAX)),
-            Err(Error::Conflict(_))
-        ));
         assert_eq!(c.product("Tux").unwrap().quantity, 70);
-        let listed = c.takes_after(0, 100);
+        let listed = c.takes_after(0, 100, 0).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].request_id, "r1");
-        assert!(c.takes_after(first.seq, 100).is_empty());
+        assert!(c.takes_after(first.seq, 100, 0).unwrap().is_empty());
     }
 
     #[test]
@@ -531,7 +411,7 @@ mod tests {
                 let c = c.clone();
                 std::thread::spawn(move || {
                     (0..40)
-                        .filter(|i| c.take(&purchase(&format!("{t}-{i}"), "Fox", 1)).is_ok())
+                        .filter(|i| c.take(&take(&format!("{t}-{i}"), "Fox", 1)).is_ok())
                         .count()
                 })
             })
@@ -539,6 +419,9 @@ mod tests {
         let sold: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(sold, 100);
         assert_eq!(c.product("Fox").unwrap().quantity, 0);
+        let rows = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();
+        assert_eq!(rows.iter().filter(|r| r.kind == Kind::Take).count(), 100);
+        assert_eq!(rows.iter().filter(|r| r.kind == Kind::Refuse).count(), 220);
     }
 
     #[test]
@@ -546,24 +429,95 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let c = Catalog::open(dir.path()).unwrap();
-            c.take(&purchase("a", "Lego", 40)).unwrap();
-            c.take(&purchase("b", "Lego", 60)).unwrap();
+            c.take(&take("a", "Lego", 40)).unwrap();
+            c.take(&take("b", "Lego", 60)).unwrap();
             assert_eq!(c.restock().unwrap(), vec!["Lego".to_string()]);
-            c.take(&purchase("c", "Bird", 1)).unwrap();
+            c.take(&take("c", "Bird", 1)).unwrap();
+            assert!(c.take(&take("d", "Bird", 100)).is_err());
+            assert_eq!(
+                c.cancel(&CancelRequest {
+                    request_id: "e".into(),
+                    epoch: 3
+                })
+                .unwrap(),
+                CancelReply { taken: None }
+            );
             // Dropped without a checkpoint or snapshot: as after a SIGKILL.
         }
         let c = Catalog::open(dir.path()).unwrap();
         assert_eq!(c.product("Lego").unwrap().quantity, 100);
         assert_eq!(c.product("Bird").unwrap().quantity, 99);
-        assert!(c.take(&purchase("a", "Lego", 40)).unwrap().repeated);
-        assert_eq!(c.product("Lego").unwrap().quantity, 100);
+        assert_eq!(c.fence(), 3);
+        assert!(c.take(&take("a", "Lego", 40)).unwrap().repeated);
+        assert!(matches!(
+            c.take(&take("d", "Bird", 1)),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            c.take(&TakeRequest {
+                epoch: 3,
+                ..take("e", "Bird", 1)
+            }),
+            Err(Error::Conflict(_))
+        ));
+        // The fence survived: epoch 1 is now stale for a new id.
+        assert!(matches!(
+            c.take(&take("f", "Bird", 1)),
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(c.product("Bird").unwrap().quantity, 99);
         let rows = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();
         let restocked: u64 = rows
             .iter()
-            .filter(|r| r.kind == "restock")
+            .filter(|r| r.kind == Kind::Restock)
             .map(|r| r.quantity)
             .sum();
         assert_eq!(restocked, 100);
+    }
+
+    #[test]
+    fn the_snapshot_never_holds_a_take_that_is_not_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        // A take the core made but whose row has not reached the disk yet.
+        c.state
+            .lock()
+            .core
+            .take(&take("unsynced", "Tux", 5), now_ms())
+            .answer
+            .unwrap();
+        c.write_snapshot().unwrap();
+        let text = std::fs::read_to_string(dir.path().join(CATALOG_FILE)).unwrap();
+        assert!(text.contains("Tux,25.99,100\n"), "{text}");
+        assert_eq!(c.product("Tux").unwrap().quantity, 100);
+    }
+
+    #[test]
+    fn a_journal_without_the_epoch_column_is_read_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CATALOG_FILE),
+            "name,price,quantity\nTux,25.99,100\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(JOURNAL_FILE),
+            "seq,kind,request_id,name,quantity,stock_after,unix_ms\n\
+             1,take,old-1,Tux,3,97,5\n2,checkpoint,,,0,0,6\n3,take,old-2,Tux,2,95,7\n",
+        )
+        .unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        assert_eq!(c.product("Tux").unwrap().quantity, 95);
+        // Row 4 is the checkpoint of the start; the repeat from epoch 1 raises the fence (row 5).
+        assert!(c.take(&take("old-1", "Tux", 3)).unwrap().repeated);
+        assert_eq!(c.take(&take("new", "Tux", 1)).unwrap().seq, 6);
+        let text = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
+        assert!(text.starts_with(JOURNAL_HEADER), "{text}");
+        assert!(text.contains("\n1,take,old-1,Tux,3,97,5,0\n"), "{text}");
+        assert!(text.contains("\n4,checkpoint,,,0,0,"), "{text}");
+        assert!(text.contains("\n5,fence,,,0,0,"), "{text}");
+        assert!(text.contains("\n6,take,new,Tux,1,94,"), "{text}");
+        assert!(text.ends_with(",1\n"), "{text}");
     }
 
     #[test]
@@ -571,7 +525,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let c = Catalog::open(dir.path()).unwrap();
-            c.take(&purchase("a", "Tux", 1)).unwrap();
+            c.take(&take("a", "Tux", 1)).unwrap();
             c.checkpoint().unwrap();
         }
         let path = dir.path().join(CATALOG_FILE);
@@ -589,7 +543,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let c = Catalog::open(dir.path()).unwrap();
-            c.take(&purchase("a", "Tux", 1)).unwrap();
+            c.take(&take("a", "Tux", 1)).unwrap();
         }
         let path = dir.path().join(JOURNAL_FILE);
         let mut text = std::fs::read_to_string(&path).unwrap();

@@ -412,7 +412,7 @@ pub fn run(
             cfg.warmup.min(20),
             |a, k, i| {
                 let body = format!(
-                    r#"{{"request_id":"bench-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1}}"#,
+                    r#"{{"request_id":"bench-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1,"epoch":1}}"#,
                     toy(k, i)
                 );
                 let rq = a

@@ -158,6 +158,45 @@ mod tests {
         assert!(c.lookup("A").is_ok());
     }
 
+    fn product(name: &str) -> Product {
+        Product {
+            name: name.into(),
+            price: 1.0,
+            quantity: 1,
+        }
+    }
+
+    #[test]
+    fn a_store_is_newer_than_a_hit_just_before_it() {
+        // Ties between entries would be broken by the map's random order: run the case with many
+        // maps, so that a store not counting as its own use shows.
+        for _ in 0..32 {
+            let mut c = Cache::new(2);
+            let g = c.lookup("A").unwrap_err();
+            assert!(c.store(product("A"), g));
+            let g = c.lookup("B").unwrap_err();
+            assert!(c.lookup("A").is_ok());
+            assert!(c.store(product("B"), g));
+            let g = c.lookup("C").unwrap_err();
+            assert!(c.store(product("C"), g));
+            assert_eq!(c.len(), 2);
+            assert!(c.lookup("B").is_ok(), "B was stored after A was last used");
+            assert!(c.lookup("A").is_err());
+        }
+    }
+
+    #[test]
+    fn storing_an_entry_again_evicts_nothing() {
+        let mut c = Cache::new(2);
+        for name in ["A", "B", "A"] {
+            let g = c.lookup(name).map(|_| 0).unwrap_or_else(|g| g);
+            assert!(c.store(product(name), g));
+        }
+        assert_eq!(c.len(), 2);
+        assert!(!c.is_empty());
+        assert!(c.lookup("B").is_ok());
+    }
+
     #[test]
     fn capacity_zero_caches_nothing() {
         let mut c = Cache::new(0);

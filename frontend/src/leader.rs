@@ -123,6 +123,51 @@ mod tests {
     }
 
     #[test]
+    fn a_sitting_leader_of_the_newest_known_epoch_is_kept() {
+        let pings = [(3, Some(status(3, Role::Leader, true, 7, 3)))];
+        assert_eq!(
+            choose(&pings, 7).unwrap().ballot,
+            Ballot {
+                epoch: 7,
+                leader: 3
+            }
+        );
+    }
+
+    #[test]
+    fn a_leader_of_another_ballot_or_a_candidate_gets_a_new_choice() {
+        // A replica that says it leads, but whose promise names another leader, is not kept.
+        let pings = [(3, Some(status(3, Role::Leader, true, 7, 2)))];
+        assert_eq!(
+            choose(&pings, 0).unwrap().ballot,
+            Ballot {
+                epoch: 8,
+                leader: 3
+            }
+        );
+        let pings = [(3, Some(status(3, Role::Candidate, true, 7, 3)))];
+        assert_eq!(choose(&pings, 0).unwrap().ballot.epoch, 8);
+    }
+
+    #[test]
+    fn the_new_epoch_is_above_every_epoch_seen_even_of_replicas_not_chosen() {
+        let pings = [
+            (3, Some(status(3, Role::Follower, false, 12, 1))),
+            (2, Some(status(2, Role::Follower, true, 4, 3))),
+        ];
+        assert_eq!(
+            choose(&pings, 6).unwrap(),
+            Choice {
+                leader: 2,
+                ballot: Ballot {
+                    epoch: 13,
+                    leader: 2
+                }
+            }
+        );
+    }
+
+    #[test]
     fn nobody_ready_means_no_choice() {
         assert_eq!(choose(&[(3, None), (2, None), (1, None)], 0), None);
         assert_eq!(choose(&[], 0), None);

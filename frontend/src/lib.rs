@@ -11,16 +11,36 @@
 //!
 //! # Leader selection
 //! The front-end pings the order replicas from the highest id down and chooses the first that answers
-//! as ready, in a new epoch ([`leader::choose`]), then tells every replica. A monitor thread pings the
-//! leader every 200 ms; after two misses, or when a call to the leader fails, it chooses again. A
-//! purchase that failed on the old leader is retried on the new one with the same request id, which
-//! the order service and the catalog apply at most once, so the client sees a delay, not an error.
+//! as ready, in a new epoch ([`leader::choose`]), then tells every replica. A replica that promised a
+//! newer choice refuses the notice with its promise (`Error::Stale`), and the front-end chooses again
+//! above that epoch. A monitor thread pings the leader every 200 ms; after two misses, or when a call
+//! to the leader fails, it chooses again.
+//!
+//! # Failover of a purchase
+//! A purchase that failed on a leader is retried, with the same request id, which the order service
+//! and the catalog apply at most once, so the client sees a delay, not an error. What follows each
+//! attempt is a pure decision ([`failover::Failover`]), which the server's loop carries out:
+//! - 200, 400, 404, 409 are final.
+//! - A replica that answers it is not the leader names the choice it follows (`Error::NotLeader`): a
+//!   choice other than the one the attempt went to makes the front-end choose again at once (above a
+//!   newer epoch it reports), with no health check first. A plain 503 (no quorum, catalog down), or the
+//!   chosen replica not leading yet, is retried on it with a backoff from 5 to 100 ms for up to 1 s.
+//! - A refused connection sent nothing: choose again. A lost answer (reset, timeout) may have taken
+//!   effect: choose again. A 504 may have taken effect: retry on the same leader after a backoff.
+//! - The answer is 503 ("nothing was changed") only when no attempt may have taken effect; once one
+//!   may have, it is the order number or 504. A purchase is answered within about 6 s.
+//!
+//! Each attempt carries `fresh`: true only when the front-end made the request id and every earlier
+//! attempt was refused a connection or answered 503, so no leader can have seen the id. Only for a
+//! fresh purchase may a leader that cannot reach the catalog answer 503 rather than 504. A client's
+//! own request id is never fresh: the client may have sent it before.
 //!
 //! # Internal endpoints
 //! Served only on `--internal-listen` and, with `--secret`, only to callers that carry it:
 //! `POST /internal/invalidate`, `GET /internal/status` (leader and cache counters), `GET /internal/health`.
 
 pub mod cache;
+pub mod failover;
 pub mod leader;
 pub mod server;
 

@@ -1,7 +1,8 @@
-//! The front-end's HTTP side: the public API, the internal endpoint for invalidations, and the
-//! monitor thread that watches the leader.
+//! The front-end's HTTP side: the public API, the internal endpoint for invalidations, the monitor
+//! thread that watches the leader, and the loop that carries out [`Failover`]'s decisions.
 
 use crate::cache::Cache;
+use crate::failover::{Failover, Next};
 use crate::leader::{choose, Choice};
 use clap::Parser;
 use parking_lot::Mutex;
@@ -10,7 +11,7 @@ use shared::config::ReplicaList;
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
 use shared::protocol::{
     Ballot, Invalidate, LeaderNotice, OrderCreated, OrderInfo, OrderNumber, Product, Purchase,
-    ReplicaId, ReplicaStatus,
+    ReplicaId, ReplicaStatus, MAX_NAME,
 };
 use shared::{log, Error, Result};
 use std::net::{SocketAddr, TcpListener};
@@ -26,16 +27,10 @@ const PING_TIMEOUT: Duration = Duration::from_millis(300);
 const LEADER_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Timeout of a call to the catalog.
 const CATALOG_TIMEOUT: Duration = Duration::from_millis(1000);
-/// How long a purchase may spend failing over between leaders before it is answered 503 or 504.
-const FAILOVER_BUDGET: Duration = Duration::from_secs(6);
-/// How long a purchase refused for lack of a quorum is retried before the 503 is passed on.
-const NO_QUORUM_BUDGET: Duration = Duration::from_millis(1000);
 /// How often the monitor pings the leader.
 const MONITOR_EVERY: Duration = Duration::from_millis(200);
 /// Missed pings after which the monitor chooses a leader again.
 const MISSED_PINGS: u32 = 2;
-/// Longest product name looked up.
-const MAX_NAME: usize = 256;
 
 /// The front-end's flags. Each can also be set as `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug, Clone)]
@@ -277,8 +272,10 @@ fn short(path: &str) -> String {
     }
 }
 
-/// Reads and checks the public purchase body.
-fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
+/// Reads and checks the public purchase body: its JSON shape here, its fields with
+/// [`shared::protocol::validate_purchase`], as every service checks them. `make_id` gives the request
+/// id when the client gave none. Also says whether the client gave it.
+fn parse_buy(body: &[u8], make_id: impl FnOnce() -> String) -> Result<(Purchase, bool)> {
     if !http::is_json_object(body) {
         return Err(Error::BadRequest(
             "body must be {\"name\": string, \"quantity\": integer}".into(),
@@ -293,14 +290,8 @@ fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
         .name
         .as_str()
         .ok_or_else(|| Error::BadRequest("name must be a string".into()))?;
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(Error::BadRequest(format!(
-            "name must have 1 to {MAX_NAME} bytes"
-        )));
-    }
     let quantity = match &b.quantity {
         serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(0), _) => return Err(Error::BadRequest("quantity must be at least 1".into())),
             (Some(q), _) => q,
             (None, Some(_)) => return Err(Error::BadRequest("quantity must be at least 1".into())),
             _ => {
@@ -311,15 +302,19 @@ fn parse_buy(body: &[u8]) -> Result<(String, u64, Option<String>)> {
         },
         _ => return Err(Error::BadRequest("quantity must be a whole number".into())),
     };
-    let request_id = match b.request_id {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if shared::protocol::valid_request_id(&s) => Some(s),
-        Some(serde_json::Value::String(_)) => {
-            return Err(Error::BadRequest(shared::protocol::REQUEST_ID_RULE.into()))
-        }
+    let (request_id, client_id) = match b.request_id {
+        None | Some(serde_json::Value::Null) => (make_id(), false),
+        Some(serde_json::Value::String(s)) => (s, true),
         Some(_) => return Err(Error::BadRequest("request_id must be a string".into())),
     };
-    Ok((name.to_string(), quantity, request_id))
+    shared::protocol::validate_purchase(&request_id, name, quantity)?;
+    let purchase = Purchase {
+        request_id,
+        name: name.to_string(),
+        quantity,
+        fresh: false,
+    };
+    Ok((purchase, client_id))
 }
 
 impl Frontend {
@@ -356,88 +351,49 @@ impl Frontend {
     /// `POST /orders`: passes the purchase to the leader with a request id, and on a leader failure
     /// chooses again and retries with the same id, so the purchase is applied once.
     pub fn buy(&self, body: &[u8]) -> Result<OrderCreated> {
-        let (name, quantity, request_id) = parse_buy(body)?;
-        let request_id = request_id.unwrap_or_else(|| {
+        let (purchase, client_id) = parse_buy(body, || {
             format!(
                 "{}-{}",
                 self.instance,
                 self.next_request.fetch_add(1, Ordering::Relaxed)
             )
-        });
-        let purchase = Purchase {
-            request_id,
-            name,
-            quantity,
-        };
-        let result = self.buy_with_failover(&purchase);
+        })?;
+        let name = purchase.name.clone();
+        let result = self.buy_with_failover(purchase, client_id);
         // Whatever the outcome but a refusal, the stock may have changed: a later query from this
         // client must not see the quantity from before it (read your writes), even if the catalog's
         // own invalidation is still on its way.
         if !matches!(result, Err(Error::BadRequest(_) | Error::NotFound(_))) {
-            self.cache.lock().invalidate(&purchase.name);
+            self.cache.lock().invalidate(&name);
         }
         result
     }
 
-    /// Tries the purchase on whoever leads until it is answered or the budget is spent. A 503 comes
-    /// back only when no attempt may have taken effect: once one may have (its answer was lost, timed
-    /// out, or was a 504), its take is kept and ends as an order (retried or rolled forward), so the
-    /// purchase is answered its number or 504, never "nothing was changed".
-    fn buy_with_failover(&self, purchase: &Purchase) -> Result<OrderCreated> {
-        let mut maybe_applied = false;
-        match self.try_leaders(purchase, &mut maybe_applied) {
-            Err(Error::Unavailable(m)) if maybe_applied => Err(Error::Indeterminate(format!(
-                "{m}; an earlier attempt may have reached the leader, so the purchase may still complete"
-            ))),
-            result => result,
-        }
-    }
-
-    /// The attempts of [`Frontend::buy_with_failover`]; sets `maybe_applied` when an attempt may have
-    /// reached a leader and taken effect.
-    fn try_leaders(&self, purchase: &Purchase, maybe_applied: &mut bool) -> Result<OrderCreated> {
+    /// Tries the purchase on whoever leads until [`Failover`] says what to answer: this loop only
+    /// makes the calls, waits and choices it decides.
+    fn buy_with_failover(&self, mut purchase: Purchase, client_id: bool) -> Result<OrderCreated> {
         let start = Instant::now();
-        let mut last_error;
-        let mut backoff = Duration::from_millis(5);
+        let mut failover = Failover::new(client_id);
         loop {
-            let leader = self.current_leader()?;
-            let url = format!("{}/orders", leader.url);
-            match self.orders.post::<_, OrderCreated>(&url, purchase) {
-                Ok(created) => return Ok(created),
-                Err(e @ (Error::BadRequest(_) | Error::NotFound(_) | Error::Conflict(_))) => {
-                    return Err(e)
-                }
-                Err(Error::Unavailable(m)) => {
-                    // Nothing was changed. The replica may have lost its leadership, or lack a quorum.
-                    if !self.still_leads(&leader) {
-                        self.reselect(&leader);
-                    } else if start.elapsed() > NO_QUORUM_BUDGET {
-                        return Err(Error::Unavailable(m));
-                    } else {
-                        // Short at first: a new leader's quorum is often a few ms away.
-                        std::thread::sleep(backoff);
-                        backoff = (backoff * 2).min(Duration::from_millis(100));
+            let leader = match self.current_leader() {
+                Ok(l) => l,
+                Err(e) => return failover.give_up(e),
+            };
+            purchase.fresh = failover.fresh();
+            let outcome = self
+                .orders
+                .post::<_, OrderCreated>(&format!("{}/orders", leader.url), &purchase);
+            let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match failover.step(outcome, leader.choice.ballot, elapsed_ms) {
+                Next::Answer(result) => return result,
+                Next::Retry { after_ms } => std::thread::sleep(Duration::from_millis(after_ms)),
+                Next::ChooseAgain { reported } => {
+                    if let Some(b) = reported {
+                        // The next choice must be newer than any the replicas follow.
+                        self.known_epoch.fetch_max(b.epoch, Ordering::SeqCst);
                     }
-                    last_error = Error::Unavailable(m);
+                    self.reselect(&leader);
                 }
-                Err(e) => {
-                    // The leader died, hung, or cannot tell the outcome: retry with the same request id
-                    // on whoever leads now. Only a refused connection surely sent nothing.
-                    *maybe_applied |= !matches!(e, Error::Unreachable(_));
-                    if !matches!(e, Error::Indeterminate(_)) || !self.still_leads(&leader) {
-                        self.reselect(&leader);
-                    }
-                    last_error = e;
-                }
-            }
-            if start.elapsed() > FAILOVER_BUDGET {
-                return Err(match last_error {
-                    Error::Unavailable(m) | Error::Unreachable(m) => Error::Unavailable(m),
-                    e => Error::Indeterminate(format!(
-                        "the order replicas did not confirm the purchase in time ({}); it may still complete",
-                        e.message()
-                    )),
-                });
             }
         }
     }
@@ -561,8 +517,8 @@ impl Frontend {
                     }
                     return Ok(leader);
                 }
-                Err(Error::StaleEpoch(e)) => {
-                    self.known_epoch.fetch_max(e, Ordering::SeqCst);
+                Err(Error::Stale(b)) => {
+                    self.known_epoch.fetch_max(b.epoch, Ordering::SeqCst);
                 }
                 Err(e) => log!("frontend", "replica {} refused to lead: {e}", choice.leader),
             }
@@ -574,7 +530,7 @@ impl Frontend {
     }
 
     /// Tells every replica who leads. Fails when the leader itself refuses or any replica has
-    /// promised a newer epoch.
+    /// promised a newer choice ([`Error::Stale`], carrying that replica's promise).
     fn announce(&self, choice: Choice) -> Result<()> {
         let notice = &LeaderNotice {
             ballot: choice.ballot,
@@ -586,7 +542,7 @@ impl Frontend {
         let mut outcome = Ok(());
         for (id, r) in results {
             match r {
-                Err(Error::StaleEpoch(e)) => return Err(Error::StaleEpoch(e)),
+                Err(Error::Stale(b)) => return Err(Error::Stale(b)),
                 Err(e) if id == choice.leader => outcome = Err(e),
                 _ => {}
             }
@@ -630,15 +586,36 @@ impl Frontend {
 mod tests {
     use super::*;
 
+    fn made_id() -> String {
+        "fe1-0".into()
+    }
+
+    fn purchase(request_id: &str, name: &str, quantity: u64) -> Purchase {
+        Purchase {
+            request_id: request_id.into(),
+            name: name.into(),
+            quantity,
+            fresh: false,
+        }
+    }
+
     #[test]
     fn purchase_bodies_are_checked_field_by_field() {
         assert_eq!(
-            parse_buy(br#"{"name":"Tux","quantity":2}"#).unwrap(),
-            ("Tux".into(), 2, None)
+            parse_buy(br#"{"name":"Tux","quantity":2}"#, made_id).unwrap(),
+            (purchase("fe1-0", "Tux", 2), false)
         );
         assert_eq!(
-            parse_buy(br#"{"name":"Tux","quantity":1,"request_id":"abc"}"#).unwrap(),
-            ("Tux".into(), 1, Some("abc".into()))
+            parse_buy(br#"{"name":"Tux","quantity":2,"request_id":null}"#, made_id).unwrap(),
+            (purchase("fe1-0", "Tux", 2), false)
+        );
+        assert_eq!(
+            parse_buy(
+                br#"{"name":"Tux","quantity":1,"request_id":"abc"}"#,
+                || unreachable!("the client gave an id")
+            )
+            .unwrap(),
+            (purchase("abc", "Tux", 1), true)
         );
         for bad in [
             &br#"{"name":"Tux","quantity":0}"#[..],
@@ -658,13 +635,55 @@ mod tests {
             b"\xff\xfe",
             b"",
         ] {
-            let e = parse_buy(bad).unwrap_err();
+            let e = parse_buy(bad, made_id).unwrap_err();
             assert!(
                 matches!(e, Error::BadRequest(_)),
                 "{}: {e:?}",
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn refused_purchases_say_why() {
+        for (body, message) in [
+            (
+                &br#"{"name":"Tux","quantity":0}"#[..],
+                "quantity must be at least 1",
+            ),
+            (
+                br#"{"name":"Tux","quantity":-3}"#,
+                "quantity must be at least 1",
+            ),
+            (
+                br#"{"name":"","quantity":1}"#,
+                "name must have 1 to 256 bytes",
+            ),
+            (
+                br#"{"name":"Tux","quantity":1,"request_id":"a b"}"#,
+                shared::protocol::REQUEST_ID_RULE,
+            ),
+            (
+                br#"{"name":"Tux","quantity":1,"request_id":""}"#,
+                shared::protocol::REQUEST_ID_RULE,
+            ),
+            (
+                br#"{"name":"Tux","quantity":1,"request_id":7}"#,
+                "request_id must be a string",
+            ),
+            (br#"{"name":5,"quantity":1}"#, "name must be a string"),
+        ] {
+            assert_eq!(
+                parse_buy(body, made_id),
+                Err(Error::BadRequest(message.into())),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let long = format!(r#"{{"name":"{}","quantity":1}}"#, "a".repeat(MAX_NAME + 1));
+        assert!(parse_buy(long.as_bytes(), made_id).is_err());
+        let longest = format!(r#"{{"name":"{}","quantity":1}}"#, "a".repeat(MAX_NAME));
+        assert!(parse_buy(longest.as_bytes(), made_id).is_ok());
     }
 
     #[test]

@@ -1,65 +1,337 @@
-//! The replica's decisions, without sockets, files or clocks.
+//! The whole replica as one pure state machine.
 //!
-//! [`Core`] holds a replica's log in memory and its promises, and turns each message into a new state
-//! plus the [`Effects`] the I/O layer must carry out (append to the file, rewrite it, save the meta
-//! file) before answering. Every rule of the protocol described in the crate docs is here, so the unit
-//! tests below drive it message by message.
+//! [`Replica::step`] takes the time (ms, from any clock the caller likes) and one [`Input`], changes
+//! the state, and returns the [`Effect`]s for the I/O layer to carry out: messages to peers, writes
+//! to the replica's files, calls to the catalog, and answers to waiting requests. It never reads a
+//! clock, locks, sleeps, spawns or touches a socket or a file, so the same code runs in the server
+//! (`server.rs` only carries effects out) and in the deterministic simulation (`tests/sim.rs`), which
+//! drives three of them through crashes, partitions and lost writes.
+//!
+//! Two rules tie the state to the disk:
+//! - Every write has a [`WriteId`]; the I/O layer carries writes out in that order and reports with
+//!   [`Input::Persisted`] that every write up to an id is on disk. A crash keeps a prefix of them.
+//! - Anything that promises what is on disk (an answer to a notice or a prepare, the acknowledgement
+//!   of an append, the leader's own vote for a commit) is held back until the write it depends on is
+//!   persisted.
 
 use crate::store::Meta;
 use shared::protocol::{
-    Append, AppendReply, Ballot, LogChunk, Order, OrderNumber, ReplicaId, ReplicaStatus, Role,
+    Append, AppendReply, Ballot, CancelReply, CancelRequest, Epoch, LogChunk, Order, OrderCreated,
+    OrderInfo, OrderNumber, Purchase, ReplicaId, ReplicaMsg, ReplicaStatus, Role, TakeRecord,
+    TakeReply, TakeRequest,
 };
 use shared::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-/// What the log's file must undergo after a decision.
+/// Time in milliseconds, as the caller's clock tells it.
+pub type Ms = u64;
+/// The I/O layer's handle of a request waiting for its answer.
+pub type ClientId = u64;
+/// The number of a write to the replica's files; writes reach the disk in this order.
+pub type WriteId = u64;
+
+/// How long a purchase or an order query may wait inside the replica before it is answered.
+pub const REQUEST_DEADLINE: Ms = 2000;
+/// The leader sends every follower an append at least this often.
+pub const HEARTBEAT: Ms = 100;
+/// A follower that has not acknowledged for this long does not count towards the quorum a purchase
+/// needs before stock is taken.
+pub const LIVE_WINDOW: Ms = 1000;
+/// A new leader's purchases wait this long for its followers' first answers before a missing quorum
+/// is answered 503.
+pub const TAKEOVER_GRACE: Ms = 500;
+/// A candidate that has not heard from a quorum for this long refuses purchases at once instead of
+/// letting them wait.
+pub const CANDIDATE_PATIENCE: Ms = 1000;
+/// How often a candidate or a starting replica asks its peers again, and resends a lost log request.
+pub const RETRY: Ms = 200;
+/// How long a starting replica tries to reach a quorum of peers before it serves with what it has.
+pub const RECOVERY_WINDOW: Ms = 3000;
+/// How often the leader lists the catalog's takes to roll forward the ones without an order.
+pub const RECONCILE_EVERY: Ms = 1000;
+/// A take at the catalog whose outcome is unknown is asked again after this long.
+pub const TAKE_RETRY: Ms = 50;
+/// Orders in one append or log chunk.
+pub const BATCH: u64 = 4096;
+/// The commit point is saved to the meta file at most this often when nothing else is saved.
+pub const SAVE_COMMIT_EVERY: Ms = 1000;
+/// Most takes the catalog lists at once: a full page means there may be more.
+pub const TAKES_PAGE: usize = 1000;
+
+/// Something that happened to the replica.
 #[derive(Debug, Clone, PartialEq)]
-pub enum LogChange {
-    /// Nothing.
-    None,
-    /// These orders go at the end.
+pub enum Input {
+    /// Time passed; timers may fire.
+    Tick,
+    /// A request from outside, to be answered with [`Effect::Reply`] for `client`.
+    Request {
+        /// Who waits for the answer.
+        client: ClientId,
+        /// What is asked.
+        request: Request,
+    },
+    /// A message from a peer replica.
+    Peer {
+        /// The sender.
+        from: ReplicaId,
+        /// The message.
+        msg: ReplicaMsg,
+    },
+    /// Every write up to this id is on disk.
+    Persisted(WriteId),
+    /// The answer to an [`Effect::Catalog`] call.
+    Catalog(CatalogReply),
+    /// Messages to this peer could not be delivered (refused connection, timeout): it does not count
+    /// as live until it answers again.
+    Unreachable(ReplicaId),
+}
+
+/// A request from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// A purchase (only the leader serves it).
+    Purchase(Purchase),
+    /// `GET /orders/<n>`.
+    Order(OrderNumber),
+    /// The front-end's notice that `ballot.leader` leads.
+    Notice(Ballot),
+}
+
+/// The answer to a [`Request`], sent as the payload it holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// A purchase's order number.
+    Created(OrderCreated),
+    /// An order.
+    Order(OrderInfo),
+    /// The replica's status (the answer to a notice).
+    Status(ReplicaStatus),
+}
+
+/// A call to the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogCall {
+    /// Take stock for a purchase.
+    Take(TakeRequest),
+    /// Refuse a request id for good unless it was taken.
+    Cancel(CancelRequest),
+    /// List the takes after journal row `after`.
+    List {
+        /// Journal sequence number to list after.
+        after: u64,
+        /// The listing leader's epoch.
+        epoch: Epoch,
+    },
+}
+
+/// The outcome of a [`CatalogCall`]. `Err(Error::Unreachable)` means the call surely never arrived;
+/// any other error but a refusal (400, 404, 409) means its effect is unknown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogReply {
+    /// Of a take.
+    Take {
+        /// The take asked.
+        take: TakeRequest,
+        /// Its outcome.
+        result: Result<TakeReply>,
+    },
+    /// Of a cancel.
+    Cancel {
+        /// The cancel asked.
+        cancel: CancelRequest,
+        /// Its outcome.
+        result: Result<CancelReply>,
+    },
+    /// Of a listing.
+    List {
+        /// The epoch it was asked with.
+        epoch: Epoch,
+        /// The takes, oldest first.
+        result: Result<Vec<TakeRecord>>,
+    },
+}
+
+/// A write to the replica's files.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// These orders go at the end of `orders-<id>.csv`.
     Append(Vec<Order>),
-    /// A conflicting tail was cut: write the whole log anew.
-    Rewrite,
+    /// `orders-<id>.csv` is replaced by these orders (a conflicting tail was cut).
+    Rewrite(Vec<Order>),
+    /// `replica-<id>.json` is replaced by this.
+    Meta(Meta),
 }
 
-impl LogChange {
-    fn then(self, next: LogChange) -> LogChange {
-        match (self, next) {
-            (LogChange::Rewrite, _) | (_, LogChange::Rewrite) => LogChange::Rewrite,
-            (LogChange::None, n) => n,
-            (s, LogChange::None) => s,
-            (LogChange::Append(mut a), LogChange::Append(b)) => {
-                a.extend(b);
-                LogChange::Append(a)
-            }
-        }
-    }
-}
-
-/// What the I/O layer must do before it answers.
+/// What the I/O layer must do.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Effects {
-    /// Change to the order file.
-    pub change: LogChange,
-    /// The meta file must be saved (a promise or the log ballot changed).
-    pub save_meta: bool,
+pub enum Effect {
+    /// Send `msg` to replica `to` (it may be lost).
+    Send {
+        /// The receiver.
+        to: ReplicaId,
+        /// The message.
+        msg: ReplicaMsg,
+    },
+    /// Write to disk, after every write with a smaller id; report [`Input::Persisted`] when done.
+    Write {
+        /// Its number.
+        id: WriteId,
+        /// What to write.
+        write: Write,
+    },
+    /// Call the catalog; report the outcome with [`Input::Catalog`].
+    Catalog(CatalogCall),
+    /// Answer the waiting request.
+    Reply {
+        /// Who waits.
+        client: ClientId,
+        /// The answer.
+        result: Result<Answer>,
+    },
+    /// A line for the log, saying what happened.
+    Log(String),
 }
 
-/// A replica's state.
-pub struct Core {
-    /// Its id.
-    pub id: ReplicaId,
-    /// Replicas (itself included) that must hold an order before it counts as committed.
-    pub quorum: usize,
-    /// Promises and commit point.
-    pub meta: Meta,
-    /// Its role.
-    pub role: Role,
-    /// Leader only: the log's length when it finished taking over.
-    pub view_len: u64,
+/// What a purchase waits for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Waiter {
+    Purchase,
+    Query,
+}
+
+/// Something to do once a write is on disk.
+#[derive(Debug, Clone, PartialEq)]
+enum Deferred {
+    /// Give this answer.
+    Reply(ClientId, Result<Answer>),
+    /// Acknowledge a leader's append up to `end`, if this replica still follows `ballot`.
+    Ack { ballot: Ballot, end: u64 },
+    /// Answer a prepare, if this replica still promises `ballot`.
+    PrepareOk(Ballot),
+}
+
+/// The state of one purchase at this leader, by request id, from admission to its order.
+#[derive(Debug, Clone, PartialEq)]
+struct Attempt {
+    name: String,
+    quantity: u64,
+    /// True while no call for this id can have reached the catalog from anywhere.
+    fresh: bool,
+    stage: Stage,
+    /// Requests waiting for the outcome, with their deadlines.
+    waiting: Vec<(ClientId, Ms)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    /// A take is on its way to the catalog with this epoch; `retry_at` is set when its outcome was
+    /// unknown and it is to be sent again.
+    Taking { epoch: Epoch, retry_at: Option<Ms> },
+    /// A cancel is on its way: the purchase is to be refused, if the catalog confirms no take.
+    Cancelling,
+}
+
+/// What the leader knows of one follower.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Progress {
+    /// Next position to send.
+    next: u64,
+    /// Length of the follower's log known to match this leader's and be on its disk.
+    matched: u64,
+    /// True once the follower's log ballot is this leader's.
+    joined: bool,
+    /// Last acknowledgement.
+    last_ok: Option<Ms>,
+    /// Last append sent.
+    last_sent: Option<Ms>,
+}
+
+/// Leader only.
+#[derive(Debug, Clone, PartialEq)]
+struct Leading {
+    ballot: Ballot,
+    /// The log's length when it took over.
+    view_len: u64,
+    /// The write that saved its log ballot: its own log counts for a commit only after it.
+    meta_write: WriteId,
+    since: Ms,
+    followers: BTreeMap<ReplicaId, Progress>,
+    /// Every take at the catalog up to this journal row has an order.
+    reconciled: u64,
+    /// When the catalog is to be listed next; None while a listing is under way.
+    list_at: Option<Ms>,
+}
+
+/// Candidate only.
+#[derive(Debug, Clone, PartialEq)]
+struct Candidacy {
+    ballot: Ballot,
+    since: Ms,
+    asked_at: Ms,
+    /// The write that saved its own promise.
+    promise_write: WriteId,
+    answers: BTreeMap<ReplicaId, ReplicaStatus>,
+}
+
+/// Recovering only.
+#[derive(Debug, Clone, PartialEq)]
+struct Recovery {
+    since: Ms,
+    asked_at: Ms,
+    answers: BTreeMap<ReplicaId, ReplicaStatus>,
+}
+
+/// A copy of a more up-to-date peer's log, in chunks.
+#[derive(Debug, Clone, PartialEq)]
+struct Copy {
+    id: u64,
+    source: ReplicaId,
+    /// The source's log ballot, from its first chunk: every chunk must have the same.
+    source_ballot: Option<Ballot>,
+    /// Next position to ask for.
+    pos: u64,
+    asked_at: Ms,
+    /// Orders this copy added.
+    added: u64,
+}
+
+/// Replica `id`'s state.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    id: ReplicaId,
+    peers: Vec<ReplicaId>,
+    quorum: usize,
+    promised: Ballot,
+    log_ballot: Ballot,
+    commit: u64,
     log: Vec<Order>,
     by_request: HashMap<String, OrderNumber>,
+    role: Role,
+    /// Next write id to give.
+    next_write: WriteId,
+    /// The newest meta write: what an answer about a promise waits for.
+    meta_write: WriteId,
+    /// Every write up to this is on disk.
+    persisted: WriteId,
+    /// Log writes not yet on disk: (write, log length once it is, clamped by later cuts).
+    unpersisted: Vec<(WriteId, u64)>,
+    /// Length of the log's prefix that is on disk.
+    durable: u64,
+    deferred: Vec<(WriteId, Deferred)>,
+    commit_saved: u64,
+    commit_saved_at: Ms,
+    leading: Option<Leading>,
+    candidacy: Option<Candidacy>,
+    recovery: Option<Recovery>,
+    copy: Option<Copy>,
+    copies: u64,
+    attempts: BTreeMap<String, Attempt>,
+    /// Requests that wait for an order to be committed: number -> (client, deadline, what).
+    commit_waiters: BTreeMap<OrderNumber, Vec<(ClientId, Ms, Waiter)>>,
+    /// Purchases and queries that wait for this replica to lead (candidate, or new leader's grace).
+    parked: Vec<(ClientId, Ms, Request)>,
+    out: Vec<Effect>,
 }
 
 /// The most up-to-date log among `statuses`: the highest log ballot, then the longest. A log copies the
@@ -76,22 +348,98 @@ pub fn quorum_point(mut lengths: Vec<u64>, quorum: usize) -> Option<u64> {
     lengths.get(quorum.max(1) - 1).copied()
 }
 
-impl Core {
-    /// A replica that starts from the orders and meta of its files, recovering.
-    pub fn new(id: ReplicaId, quorum: usize, log: Vec<Order>, meta: Meta) -> Core {
+fn unavailable_no_quorum(quorum: usize) -> Error {
+    Error::Unavailable(format!(
+        "fewer than {quorum} order replicas reachable; nothing was changed"
+    ))
+}
+
+impl Replica {
+    /// Replica `id` of `peers` (the others), starting from the orders and meta its files hold. It
+    /// begins by asking its peers how up to date they are.
+    pub fn new(
+        id: ReplicaId,
+        peers: Vec<ReplicaId>,
+        quorum: usize,
+        log: Vec<Order>,
+        meta: Meta,
+        now: Ms,
+    ) -> (Replica, Vec<Effect>) {
         let by_request = log
             .iter()
             .map(|o| (o.request_id.clone(), o.number))
             .collect();
-        Core {
+        let durable = log.len() as u64;
+        let mut r = Replica {
             id,
+            peers,
             quorum,
-            meta,
-            role: Role::Recovering,
-            view_len: 0,
+            // A log ballot is never above the promise (see `finish_copy`).
+            promised: meta.promised.max(meta.log_ballot),
+            log_ballot: meta.log_ballot,
+            commit: meta.commit.min(durable),
             log,
             by_request,
+            role: Role::Recovering,
+            next_write: 1,
+            meta_write: 0,
+            persisted: 0,
+            unpersisted: Vec::new(),
+            durable,
+            deferred: Vec::new(),
+            commit_saved: meta.commit,
+            commit_saved_at: now,
+            leading: None,
+            candidacy: None,
+            recovery: Some(Recovery {
+                since: now,
+                asked_at: now,
+                answers: BTreeMap::new(),
+            }),
+            copy: None,
+            copies: 0,
+            attempts: BTreeMap::new(),
+            commit_waiters: BTreeMap::new(),
+            parked: Vec::new(),
+            out: Vec::new(),
+        };
+        r.broadcast(ReplicaMsg::Probe);
+        r.maybe_finish_recovery(now);
+        let out = std::mem::take(&mut r.out);
+        (r, out)
+    }
+
+    /// Handles one input at time `now`; the effects to carry out, in order.
+    pub fn step(&mut self, now: Ms, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Tick => self.tick(now),
+            Input::Request { client, request } => self.on_request(now, client, request),
+            Input::Peer { from, msg } => self.on_peer(now, from, msg),
+            Input::Persisted(w) => self.on_persisted(now, w),
+            Input::Catalog(reply) => self.on_catalog(now, reply),
+            Input::Unreachable(peer) => {
+                if let Some(p) = self
+                    .leading
+                    .as_mut()
+                    .and_then(|l| l.followers.get_mut(&peer))
+                {
+                    p.last_ok = None;
+                }
+            }
         }
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- what others may read -----
+
+    /// Its id.
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    /// Its role.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// Its status, as the health check and a prepare answer it.
@@ -100,10 +448,10 @@ impl Core {
             id: self.id,
             role: self.role,
             ready: self.role != Role::Recovering,
-            promised: self.meta.promised,
-            log_ballot: self.meta.log_ballot,
+            promised: self.promised,
+            log_ballot: self.log_ballot,
             len: self.len(),
-            commit: self.meta.commit,
+            commit: self.commit,
         }
     }
 
@@ -117,14 +465,33 @@ impl Core {
         self.log.is_empty()
     }
 
-    /// The whole log.
+    /// The whole log, on disk or not.
     pub fn orders(&self) -> &[Order] {
         &self.log
     }
 
-    /// Order `n`, committed or not.
-    pub fn get(&self, n: OrderNumber) -> Option<&Order> {
-        self.log.get(usize::try_from(n).ok()?)
+    /// Orders known committed.
+    pub fn commit(&self) -> u64 {
+        self.commit
+    }
+
+    /// Length of the log's prefix known to be on disk.
+    pub fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// What the meta file should hold now (the commit point only as far as the disk holds orders).
+    pub fn meta(&self) -> Meta {
+        Meta {
+            promised: self.promised,
+            log_ballot: self.log_ballot,
+            commit: self.commit.min(self.durable),
+        }
+    }
+
+    /// The ballot it leads with, when it leads.
+    pub fn leads(&self) -> Option<Ballot> {
+        self.leading.as_ref().map(|l| l.ballot)
     }
 
     /// The number of the order with this request id, if the log holds one.
@@ -132,418 +499,1266 @@ impl Core {
         self.by_request.get(request_id).copied()
     }
 
-    /// Up to `limit` orders from `from`.
-    pub fn chunk(&self, from: u64, limit: usize) -> LogChunk {
-        let start = (from as usize).min(self.log.len());
-        let end = start.saturating_add(limit).min(self.log.len());
-        LogChunk {
-            entries: self.log[start..end].to_vec(),
-            len: self.len(),
-            log_ballot: self.meta.log_ballot,
+    // ----- writes -----
+
+    fn write(&mut self, write: Write) -> WriteId {
+        let id = self.next_write;
+        self.next_write += 1;
+        match &write {
+            Write::Append(_) | Write::Rewrite(_) => self.unpersisted.push((id, self.len())),
+            Write::Meta(m) => {
+                self.commit_saved = m.commit;
+                self.meta_write = id;
+            }
         }
+        self.out.push(Effect::Write { id, write });
+        id
     }
 
-    /// True when this replica may act on a message of `b`: a newer epoch, or the very choice it
-    /// promised. One promise per epoch, so two leaders never both win the same epoch.
-    pub fn admits(&self, b: Ballot) -> bool {
-        b.epoch > self.meta.promised.epoch || b == self.meta.promised
+    fn save_meta(&mut self, now: Ms) -> WriteId {
+        self.commit_saved_at = now;
+        let meta = self.meta();
+        self.write(Write::Meta(meta))
     }
 
-    fn refuse_if_stale(&self, b: Ballot) -> Result<()> {
-        if self.admits(b) {
-            Ok(())
+    /// The newest write id given, or what is on disk when nothing is pending: what a promise about
+    /// the present state must wait for.
+    fn last_write(&self) -> WriteId {
+        self.next_write - 1
+    }
+
+    fn defer(&mut self, after: WriteId, d: Deferred) {
+        if after <= self.persisted {
+            self.release(d);
         } else {
-            Err(Error::StaleEpoch(self.meta.promised.epoch))
+            self.deferred.push((after, d));
         }
     }
 
-    /// Promises `b`; a leader or candidate of an older choice steps down. True when the promise is new
-    /// (the meta file must be saved before answering).
-    fn promise(&mut self, b: Ballot) -> bool {
-        if b == self.meta.promised {
-            return false;
+    fn on_persisted(&mut self, now: Ms, w: WriteId) {
+        if w <= self.persisted {
+            return;
         }
-        self.meta.promised = b;
-        if matches!(self.role, Role::Leader | Role::Candidate) {
-            self.role = Role::Follower;
+        self.persisted = w;
+        let done = self
+            .unpersisted
+            .iter()
+            .take_while(|(id, _)| *id <= w)
+            .count();
+        if done > 0 {
+            self.durable = self.unpersisted[done - 1].1.min(self.len());
+            self.unpersisted.drain(..done);
         }
-        true
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(id, _)| *id <= w);
+        self.deferred = later;
+        for (_, d) in ready {
+            self.release(d);
+        }
+        self.maybe_advance_commit(now);
     }
 
-    /// The front-end's notice that `b.leader` leads in `b.epoch`. Returns (save meta, start taking over).
-    pub fn on_notice(&mut self, b: Ballot) -> Result<(bool, bool)> {
-        self.refuse_if_stale(b)?;
-        let save = self.promise(b);
-        if b.leader == self.id {
-            if self.role == Role::Leader || self.role == Role::Candidate {
-                return Ok((save, false));
-            }
-            if self.role == Role::Recovering {
-                return Err(Error::Unavailable("still catching up after a start".into()));
-            }
-            self.role = Role::Candidate;
-            return Ok((save, true));
-        }
-        if self.role != Role::Recovering {
-            self.role = Role::Follower;
-        }
-        Ok((save, false))
-    }
-
-    /// A candidate's prepare: promise `b` and tell how up to date this log is.
-    pub fn on_prepare(&mut self, b: Ballot) -> Result<(ReplicaStatus, bool)> {
-        self.refuse_if_stale(b)?;
-        if self.role == Role::Recovering {
-            return Err(Error::Unavailable("still catching up after a start".into()));
-        }
-        let save = self.promise(b);
-        if b.leader != self.id {
-            self.role = Role::Follower;
-        }
-        Ok((self.status(), save))
-    }
-
-    /// Puts `entries` at positions from `start`, keeping what already matches (same epoch at the same
-    /// position means the same order) and cutting the log at the first conflict.
-    pub fn merge(&mut self, start: u64, entries: &[Order]) -> LogChange {
-        let mut change = LogChange::None;
-        for (k, e) in entries.iter().enumerate() {
-            let i = start as usize + k;
-            if let Some(mine) = self.log.get(i) {
-                if mine.epoch == e.epoch && mine.request_id == e.request_id {
-                    continue;
+    fn release(&mut self, d: Deferred) {
+        match d {
+            Deferred::Reply(client, result) => self.out.push(Effect::Reply { client, result }),
+            Deferred::Ack { ballot, end } => {
+                if self.promised == ballot && self.role == Role::Follower {
+                    let reply = AppendReply {
+                        matched: true,
+                        len: end.min(self.len()),
+                        commit: self.commit,
+                        log_ballot: self.log_ballot,
+                    };
+                    self.send(ballot.leader, ReplicaMsg::AppendOk { ballot, reply });
                 }
-                change = change.then(self.truncate_to(i as u64));
             }
-            debug_assert_eq!(e.number, i as u64);
-            self.by_request.insert(e.request_id.clone(), e.number);
-            self.log.push(e.clone());
-            change = change.then(LogChange::Append(vec![e.clone()]));
+            Deferred::PrepareOk(ballot) => {
+                if self.promised == ballot {
+                    let status = self.status();
+                    self.send(ballot.leader, ReplicaMsg::PrepareOk { ballot, status });
+                }
+            }
         }
-        change
     }
 
-    /// Cuts the log to `len` orders.
-    pub fn truncate_to(&mut self, len: u64) -> LogChange {
+    // ----- the log -----
+
+    /// Appends `order` to the log (memory, and a write queued).
+    fn push(&mut self, order: Order) -> WriteId {
+        self.by_request
+            .insert(order.request_id.clone(), order.number);
+        self.log.push(order.clone());
+        self.write(Write::Append(vec![order]))
+    }
+
+    /// Cuts the log to `len` orders; the file is rewritten.
+    fn truncate(&mut self, len: u64) {
         if len >= self.len() {
-            return LogChange::None;
+            return;
         }
         for o in self.log.drain(len as usize..) {
             self.by_request.remove(&o.request_id);
         }
-        self.meta.commit = self.meta.commit.min(len);
-        LogChange::Rewrite
+        self.commit = self.commit.min(len);
+        self.durable = self.durable.min(len);
+        for (_, l) in self.unpersisted.iter_mut() {
+            *l = (*l).min(len);
+        }
+        let all = self.log.clone();
+        self.write(Write::Rewrite(all));
+    }
+
+    /// Puts `entries` at positions from `start`, keeping what already matches (same epoch and request
+    /// id at the same position is the same order) and cutting the log at the first conflict.
+    fn merge(&mut self, start: u64, entries: &[Order]) {
+        let mut new = Vec::new();
+        for (k, e) in entries.iter().enumerate() {
+            let i = start + k as u64;
+            if let Some(mine) = self.log.get(i as usize) {
+                if mine.epoch == e.epoch && mine.request_id == e.request_id {
+                    continue;
+                }
+                self.truncate(i);
+            }
+            if i != self.len() {
+                break;
+            }
+            self.by_request.insert(e.request_id.clone(), e.number);
+            self.log.push(e.clone());
+            new.push(e.clone());
+        }
+        if !new.is_empty() {
+            self.write(Write::Append(new));
+        }
+    }
+
+    fn epoch_at(&self, len: u64) -> Option<Epoch> {
+        len.checked_sub(1)
+            .and_then(|i| self.log.get(i as usize))
+            .map(|o| o.epoch)
+    }
+
+    fn chunk(&self, from: u64, limit: u64) -> LogChunk {
+        let start = from.min(self.len()) as usize;
+        let end = (start as u64).saturating_add(limit).min(self.len()) as usize;
+        LogChunk {
+            entries: self.log[start..end].to_vec(),
+            len: self.len(),
+            log_ballot: self.log_ballot,
+        }
+    }
+
+    // ----- promises and roles -----
+
+    /// True when this replica may act on a message of `b`: a newer epoch, or the very choice it
+    /// promised. One promise per epoch, so two leaders never both win the same epoch.
+    fn admits(&self, b: Ballot) -> bool {
+        b.epoch > self.promised.epoch || b == self.promised
+    }
+
+    /// Promises `b` (already admitted); a leader or candidate of an older choice steps down. The
+    /// promise is written; what depends on it waits for the meta write.
+    fn promise(&mut self, now: Ms, b: Ballot) {
+        if b == self.promised {
+            return;
+        }
+        self.promised = b;
+        self.copy = None;
+        if self.leading.is_some() || self.candidacy.is_some() {
+            self.out.push(Effect::Log(format!(
+                "stepping down: replica {} leads in epoch {}",
+                b.leader, b.epoch
+            )));
+            self.step_down(now);
+        }
+        if let Some(r) = &mut self.recovery {
+            // Whatever it learnt of its peers before the promise is asked again.
+            r.answers.clear();
+            r.asked_at = now;
+            self.broadcast(ReplicaMsg::Probe);
+        }
+        self.save_meta(now);
+    }
+
+    /// Leaves leadership or candidacy: every request waiting on it is answered.
+    fn step_down(&mut self, _now: Ms) {
+        self.leading = None;
+        self.candidacy = None;
+        self.copy = None;
+        if self.role != Role::Recovering {
+            self.role = Role::Follower;
+        }
+        let promised = self.promised;
+        for (client, _, request) in std::mem::take(&mut self.parked) {
+            let e = match request {
+                Request::Purchase(p) if !p.fresh => Error::Indeterminate(
+                    "leadership changed while the purchase waited; retry with the same request id"
+                        .into(),
+                ),
+                _ => Error::NotLeader(promised),
+            };
+            self.out.push(Effect::Reply {
+                client,
+                result: Err(e),
+            });
+        }
+        for (n, waiters) in std::mem::take(&mut self.commit_waiters) {
+            for (client, _, what) in waiters {
+                let e = match what {
+                    Waiter::Purchase => Error::Indeterminate(format!(
+                        "order {n} is stored but leadership changed before a quorum confirmed it; the new leader completes it"
+                    )),
+                    Waiter::Query => Error::NotLeader(promised),
+                };
+                self.out.push(Effect::Reply {
+                    client,
+                    result: Err(e),
+                });
+            }
+        }
+        // Attempts whose take is under way stay: their answer from the catalog is still to come,
+        // and then their waiters learn that the new leader completes the order.
+    }
+
+    fn refused(&mut self, from: ReplicaId, ballot: Ballot) {
+        self.send(
+            from,
+            ReplicaMsg::Refuse {
+                ballot,
+                promised: self.promised,
+            },
+        );
+    }
+
+    fn send(&mut self, to: ReplicaId, msg: ReplicaMsg) {
+        self.out.push(Effect::Send { to, msg });
+    }
+
+    fn broadcast(&mut self, msg: ReplicaMsg) {
+        for to in self.peers.clone() {
+            self.send(to, msg.clone());
+        }
+    }
+
+    // ----- requests -----
+
+    fn on_request(&mut self, now: Ms, client: ClientId, request: Request) {
+        match request {
+            Request::Notice(b) => self.on_notice(now, client, b),
+            Request::Order(n) => self.on_order_query(now, client, n),
+            Request::Purchase(p) => self.on_purchase(now, client, p),
+        }
+    }
+
+    fn reply(&mut self, client: ClientId, result: Result<Answer>) {
+        self.out.push(Effect::Reply { client, result });
+    }
+
+    /// The front-end's notice that `b.leader` leads in `b.epoch`.
+    fn on_notice(&mut self, now: Ms, client: ClientId, b: Ballot) {
+        if !self.admits(b) {
+            self.reply(client, Err(Error::Stale(self.promised)));
+            return;
+        }
+        self.promise(now, b);
+        let result = if b.leader != self.id {
+            if self.role == Role::Leader || self.role == Role::Candidate {
+                self.step_down(now);
+            }
+            Ok(())
+        } else if self.role == Role::Recovering {
+            Err(Error::Unavailable("still catching up after a start".into()))
+        } else {
+            if self.role == Role::Follower {
+                self.become_candidate(now, b);
+            }
+            Ok(())
+        };
+        let result = result.map(|()| Answer::Status(self.status()));
+        self.defer(self.meta_write, Deferred::Reply(client, result));
+    }
+
+    fn become_candidate(&mut self, now: Ms, b: Ballot) {
+        self.role = Role::Candidate;
+        self.out.push(Effect::Log(format!(
+            "chosen as leader for epoch {}; collecting the replicas' logs",
+            b.epoch
+        )));
+        self.candidacy = Some(Candidacy {
+            ballot: b,
+            since: now,
+            asked_at: now,
+            promise_write: self.meta_write,
+            answers: BTreeMap::new(),
+        });
+        self.broadcast(ReplicaMsg::Prepare { ballot: b });
+    }
+
+    fn on_order_query(&mut self, now: Ms, client: ClientId, n: OrderNumber) {
+        if n < self.commit {
+            let o = &self.log[n as usize];
+            let info = OrderInfo {
+                number: o.number,
+                name: o.name.clone(),
+                quantity: o.quantity,
+            };
+            self.reply(client, Ok(Answer::Order(info)));
+            return;
+        }
+        let deadline = now + REQUEST_DEADLINE;
+        match self.role {
+            Role::Leader if n < self.len() => {
+                self.commit_waiters
+                    .entry(n)
+                    .or_default()
+                    .push((client, deadline, Waiter::Query))
+            }
+            Role::Candidate => self.parked.push((client, deadline, Request::Order(n))),
+            _ if n < self.len() => self.reply(
+                client,
+                Err(Error::Unavailable(format!(
+                    "order {n} is not known to be committed here yet"
+                ))),
+            ),
+            _ => self.reply(client, Err(Error::NotFound(format!("no order {n}")))),
+        }
+    }
+
+    fn on_purchase(&mut self, now: Ms, client: ClientId, p: Purchase) {
+        if let Err(e) = shared::protocol::validate_purchase(&p.request_id, &p.name, p.quantity) {
+            self.reply(client, Err(e));
+            return;
+        }
+        let deadline = now + REQUEST_DEADLINE;
+        match self.role {
+            Role::Leader => self.admit(now, client, deadline, p),
+            Role::Candidate => {
+                let patient = self
+                    .candidacy
+                    .as_ref()
+                    .is_some_and(|c| now < c.since + CANDIDATE_PATIENCE);
+                if patient {
+                    self.parked.push((client, deadline, Request::Purchase(p)));
+                } else {
+                    self.refuse(client, deadline, p, unavailable_no_quorum(self.quorum));
+                }
+            }
+            _ => self.reply(client, Err(Error::NotLeader(self.promised))),
+        }
+    }
+
+    /// True when enough followers acknowledged recently for a new order to reach a quorum.
+    fn quorum_alive(&self, now: Ms) -> bool {
+        let Some(l) = &self.leading else {
+            return false;
+        };
+        let alive = l
+            .followers
+            .values()
+            .filter(|f| f.joined && f.last_ok.is_some_and(|t| now < t + LIVE_WINDOW))
+            .count();
+        alive + 1 >= self.quorum
+    }
+
+    /// Leader: a purchase, applied at most once per request id.
+    fn admit(&mut self, now: Ms, client: ClientId, deadline: Ms, p: Purchase) {
+        if let Some(n) = self.find(&p.request_id) {
+            let o = &self.log[n as usize];
+            if o.name != p.name || o.quantity != p.quantity {
+                self.reply(client, Err(conflicting_id(&p.request_id)));
+            } else if n < self.commit {
+                self.reply(client, Ok(created(n)));
+            } else {
+                self.commit_waiters.entry(n).or_default().push((
+                    client,
+                    deadline,
+                    Waiter::Purchase,
+                ));
+            }
+            return;
+        }
+        if let Some(a) = self.attempts.get_mut(&p.request_id) {
+            if a.name != p.name || a.quantity != p.quantity {
+                self.reply(client, Err(conflicting_id(&p.request_id)));
+            } else {
+                a.fresh &= p.fresh;
+                a.waiting.push((client, deadline));
+            }
+            return;
+        }
+        if !self.quorum_alive(now) {
+            let grace = self
+                .leading
+                .as_ref()
+                .is_some_and(|l| now < l.since + TAKEOVER_GRACE);
+            if grace {
+                self.parked.push((client, deadline, Request::Purchase(p)));
+            } else {
+                self.refuse(client, deadline, p, unavailable_no_quorum(self.quorum));
+            }
+            return;
+        }
+        let epoch = self.promised.epoch;
+        let take = TakeRequest {
+            request_id: p.request_id.clone(),
+            name: p.name.clone(),
+            quantity: p.quantity,
+            epoch,
+        };
+        self.attempts.insert(
+            p.request_id,
+            Attempt {
+                name: p.name,
+                quantity: p.quantity,
+                fresh: p.fresh,
+                stage: Stage::Taking {
+                    epoch,
+                    retry_at: None,
+                },
+                waiting: vec![(client, deadline)],
+            },
+        );
+        self.out.push(Effect::Catalog(CatalogCall::Take(take)));
+    }
+
+    /// Answers a purchase "nothing was changed" (`why`), which must then hold forever: at once when
+    /// no attempt with its id can have reached the catalog, otherwise once the catalog has refused
+    /// the id for good (if it had taken stock for it, the answer is 504: the order completes).
+    fn refuse(&mut self, client: ClientId, deadline: Ms, p: Purchase, why: Error) {
+        if p.fresh {
+            self.reply(client, Err(why));
+            return;
+        }
+        if let Some(a) = self.attempts.get_mut(&p.request_id) {
+            a.waiting.push((client, deadline));
+            return;
+        }
+        self.attempts.insert(
+            p.request_id.clone(),
+            Attempt {
+                name: p.name,
+                quantity: p.quantity,
+                fresh: false,
+                stage: Stage::Cancelling,
+                waiting: vec![(client, deadline)],
+            },
+        );
+        let cancel = CancelRequest {
+            request_id: p.request_id,
+            epoch: self.promised.epoch,
+        };
+        self.out.push(Effect::Catalog(CatalogCall::Cancel(cancel)));
+    }
+
+    // ----- the catalog's answers -----
+
+    fn on_catalog(&mut self, now: Ms, reply: CatalogReply) {
+        match reply {
+            CatalogReply::Take { take, result } => self.on_take(now, take, result),
+            CatalogReply::Cancel { cancel, result } => self.on_cancel(cancel, result),
+            CatalogReply::List { epoch, result } => self.on_list(now, epoch, result),
+        }
+    }
+
+    fn answer_attempt(&mut self, request_id: &str, result: Result<Answer>) {
+        if let Some(a) = self.attempts.remove(request_id) {
+            for (client, _) in a.waiting {
+                self.reply(client, result.clone());
+            }
+        }
+    }
+
+    fn on_take(&mut self, now: Ms, take: TakeRequest, result: Result<TakeReply>) {
+        let Some(a) = self.attempts.get_mut(&take.request_id) else {
+            return;
+        };
+        if a.stage
+            != (Stage::Taking {
+                epoch: take.epoch,
+                retry_at: None,
+            })
+        {
+            return; // an answer to an earlier call that was already handled
+        }
+        match result {
+            Ok(_) => {
+                let id = take.request_id.clone();
+                if self.leads()
+                    != Some(Ballot {
+                        epoch: take.epoch,
+                        leader: self.id,
+                    })
+                {
+                    self.answer_attempt(&id, Err(Error::Indeterminate(
+                        "leadership changed after the stock was taken; the new leader completes the order".into(),
+                    )));
+                    return;
+                }
+                let a = self.attempts.remove(&id).expect("attempt");
+                let n = match self.find(&id) {
+                    Some(n) => n, // rolled forward meanwhile
+                    None => self.create(now, take.name, take.quantity, id),
+                };
+                let waiters = a.waiting.into_iter().map(|(c, d)| (c, d, Waiter::Purchase));
+                self.commit_waiters.entry(n).or_default().extend(waiters);
+                self.maybe_advance_commit(now);
+            }
+            Err(e @ (Error::Conflict(_) | Error::NotFound(_) | Error::BadRequest(_))) => {
+                // The catalog refused the id, and keeps refusing it.
+                self.answer_attempt(&take.request_id, Err(e));
+            }
+            Err(Error::Unreachable(m)) if a.fresh => {
+                let e = Error::Unavailable(format!(
+                    "the catalog is unreachable ({m}); nothing was changed"
+                ));
+                self.answer_attempt(&take.request_id, Err(e));
+            }
+            Err(_) => {
+                // The take may have happened: ask again (it is idempotent by request id) until every
+                // waiter's deadline has passed; the reconciler rolls forward a take nobody waits for.
+                a.fresh = false;
+                a.stage = Stage::Taking {
+                    epoch: take.epoch,
+                    retry_at: Some(now + TAKE_RETRY),
+                };
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, cancel: CancelRequest, result: Result<CancelReply>) {
+        match self.attempts.get(&cancel.request_id) {
+            Some(a) if a.stage == Stage::Cancelling => {}
+            _ => return,
+        }
+        let answer = match result {
+            Ok(CancelReply { taken: None }) => Err(unavailable_no_quorum(self.quorum)),
+            Ok(CancelReply { taken: Some(_) }) => Err(Error::Indeterminate(
+                "an earlier attempt took the stock; the order completes once a quorum is back".into(),
+            )),
+            Err(e) => Err(Error::Indeterminate(format!(
+                "the store cannot serve this now and could not confirm with the catalog that an earlier attempt left nothing ({})",
+                e.message()
+            ))),
+        };
+        self.answer_attempt(&cancel.request_id, answer);
+    }
+
+    /// Leader: rolls forward every take of stock at the catalog that has no order and no purchase
+    /// under way here: its leader died between the take and the order, and nobody retried it.
+    fn on_list(&mut self, now: Ms, epoch: Epoch, result: Result<Vec<TakeRecord>>) {
+        let Some(l) = &self.leading else {
+            return;
+        };
+        if l.ballot.epoch != epoch || l.list_at.is_some() {
+            return;
+        }
+        let takes = match result {
+            Ok(t) => t,
+            Err(e) => {
+                self.out
+                    .push(Effect::Log(format!("cannot list the catalog's takes: {e}")));
+                self.leading.as_mut().expect("leading").list_at = Some(now + RECONCILE_EVERY);
+                return;
+            }
+        };
+        let full_page = takes.len() >= TAKES_PAGE;
+        let mut reconciled = l.reconciled;
+        let mut blocked = false;
+        for t in takes {
+            if self.find(&t.request_id).is_some() {
+                reconciled = t.seq;
+                continue;
+            }
+            if self.attempts.contains_key(&t.request_id) {
+                blocked = true;
+                break;
+            }
+            let n = self.create(now, t.name.clone(), t.quantity, t.request_id.clone());
+            self.out.push(Effect::Log(format!(
+                "rolled forward request {}: order {n} for {} x {}",
+                t.request_id, t.quantity, t.name
+            )));
+            reconciled = t.seq;
+        }
+        let l = self.leading.as_mut().expect("leading");
+        l.reconciled = reconciled;
+        // A page that was not empty may have a next one: ask again at once, unless a take under way
+        // here blocks the way (then wait, rather than spin on the same page).
+        l.list_at = Some(if full_page && !blocked {
+            now
+        } else {
+            now + RECONCILE_EVERY
+        });
+    }
+
+    /// Leader: a new order at the end of the log, sent to the followers.
+    fn create(&mut self, now: Ms, name: String, quantity: u64, request_id: String) -> OrderNumber {
+        let number = self.len();
+        let order = Order {
+            number,
+            name,
+            quantity,
+            request_id,
+            epoch: self.promised.epoch,
+        };
+        self.push(order);
+        self.replicate_new(now);
+        number
+    }
+
+    // ----- peers -----
+
+    fn on_peer(&mut self, now: Ms, from: ReplicaId, msg: ReplicaMsg) {
+        if !self.peers.contains(&from) {
+            return;
+        }
+        match msg {
+            ReplicaMsg::Prepare { ballot } => self.on_prepare(now, from, ballot),
+            ReplicaMsg::PrepareOk { ballot, status } => {
+                self.on_prepare_ok(now, from, ballot, status)
+            }
+            ReplicaMsg::Refuse { ballot, promised } => self.on_refuse(now, from, ballot, promised),
+            ReplicaMsg::Append(a) => self.on_append(now, from, a),
+            ReplicaMsg::AppendOk { ballot, reply } => self.on_append_ok(now, from, ballot, reply),
+            ReplicaMsg::Probe => {
+                let status = self.status();
+                self.send(from, ReplicaMsg::ProbeOk(status));
+            }
+            ReplicaMsg::ProbeOk(status) => {
+                if let Some(r) = &mut self.recovery {
+                    if self.copy.is_none() && status.id == from {
+                        r.answers.insert(from, status);
+                        self.maybe_finish_recovery(now);
+                    }
+                }
+            }
+            ReplicaMsg::LogRequest {
+                copy,
+                from: pos,
+                limit,
+            } => {
+                let chunk = self.chunk(pos, limit.min(BATCH));
+                let prev_epoch = if pos <= self.len() {
+                    self.epoch_at(pos)
+                } else {
+                    None
+                };
+                self.send(
+                    from,
+                    ReplicaMsg::LogChunk {
+                        copy,
+                        from: pos,
+                        prev_epoch,
+                        chunk,
+                    },
+                );
+            }
+            ReplicaMsg::LogChunk {
+                copy,
+                from: pos,
+                prev_epoch,
+                chunk,
+            } => self.on_chunk(now, from, copy, pos, prev_epoch, chunk),
+        }
+    }
+
+    /// A candidate's prepare: promise `b` and tell how up to date this log is, once the promise is on
+    /// disk.
+    fn on_prepare(&mut self, now: Ms, from: ReplicaId, b: Ballot) {
+        if !self.admits(b) || b.leader != from {
+            self.refused(from, b);
+            return;
+        }
+        if self.role == Role::Recovering {
+            return; // it answers once it has caught up; the candidate asks again
+        }
+        self.promise(now, b);
+        self.defer(self.meta_write, Deferred::PrepareOk(b));
+    }
+
+    fn on_prepare_ok(&mut self, now: Ms, from: ReplicaId, b: Ballot, status: ReplicaStatus) {
+        let Some(c) = &mut self.candidacy else {
+            return;
+        };
+        if c.ballot != b || status.id != from {
+            return;
+        }
+        c.answers.insert(from, status);
+        self.maybe_take_over(now);
+    }
+
+    fn on_refuse(&mut self, now: Ms, from: ReplicaId, b: Ballot, promised: Ballot) {
+        if b != self.promised || promised.epoch < b.epoch || promised == b {
+            return;
+        }
+        if self.leading.is_some() || self.candidacy.is_some() {
+            self.out.push(Effect::Log(format!(
+                "replica {from} promised epoch {}: giving up epoch {}",
+                promised.epoch, b.epoch
+            )));
+            self.step_down(now);
+        }
+    }
+
+    /// Candidate: once a quorum (itself included) has promised, copies the most up-to-date log
+    /// among them if it is not its own, then leads.
+    fn maybe_take_over(&mut self, now: Ms) {
+        let Some(c) = &self.candidacy else {
+            return;
+        };
+        if self.copy.is_some() || c.promise_write > self.persisted {
+            return;
+        }
+        if c.answers.len() + 1 < self.quorum {
+            return;
+        }
+        let mut statuses: Vec<ReplicaStatus> = c.answers.values().cloned().collect();
+        let own = self.status();
+        statuses.push(own.clone());
+        let best = best_source(&statuses).cloned().expect("own status");
+        if best.id != self.id && (best.log_ballot, best.len) > (own.log_ballot, own.len) {
+            self.start_copy(now, best.id);
+            return;
+        }
+        self.become_leader(now);
+    }
+
+    fn become_leader(&mut self, now: Ms) {
+        let c = self.candidacy.take().expect("candidate");
+        let b = c.ballot;
+        self.role = Role::Leader;
+        self.log_ballot = b;
+        let meta_write = self.save_meta(now);
+        let len = self.len();
+        let followers = self
+            .peers
+            .iter()
+            .map(|id| {
+                (
+                    *id,
+                    Progress {
+                        next: len,
+                        ..Progress::default()
+                    },
+                )
+            })
+            .collect();
+        self.leading = Some(Leading {
+            ballot: b,
+            view_len: len,
+            meta_write,
+            since: now,
+            followers,
+            reconciled: 0,
+            list_at: Some(now),
+        });
+        self.out.push(Effect::Log(format!(
+            "leader for epoch {} with {len} orders",
+            b.epoch
+        )));
+        for f in self.peers.clone() {
+            self.send_append(now, f);
+        }
+        // Requests that waited for the takeover are served now.
+        for (client, deadline, request) in std::mem::take(&mut self.parked) {
+            match request {
+                Request::Purchase(p) => self.admit(now, client, deadline, p),
+                Request::Order(n) => self.on_order_query(now, client, n),
+                Request::Notice(_) => {}
+            }
+        }
+    }
+
+    /// Leader: sends follower `f` the log from where it is believed to be, at most [`BATCH`] orders.
+    fn send_append(&mut self, now: Ms, f: ReplicaId) {
+        let Some(l) = &mut self.leading else {
+            return;
+        };
+        let p = l.followers.get_mut(&f).expect("a follower");
+        let start = p.next.min(self.log.len() as u64);
+        let end = start.saturating_add(BATCH).min(self.log.len() as u64);
+        p.next = end;
+        p.last_sent = Some(now);
+        let a = Append {
+            ballot: l.ballot,
+            start,
+            prev_epoch: start.checked_sub(1).map(|i| self.log[i as usize].epoch),
+            entries: self.log[start as usize..end as usize].to_vec(),
+            commit: self.commit,
+            view_len: l.view_len,
+        };
+        self.send(f, ReplicaMsg::Append(a));
+    }
+
+    /// Leader: new orders go at once to every follower that had all the earlier ones (pipelined);
+    /// one still catching up gets them after its next acknowledgement.
+    fn replicate_new(&mut self, now: Ms) {
+        let Some(l) = &self.leading else {
+            return;
+        };
+        let before = self.len() - 1;
+        let caught_up: Vec<ReplicaId> = l
+            .followers
+            .iter()
+            .filter(|(_, p)| p.next >= before)
+            .map(|(id, _)| *id)
+            .collect();
+        for f in caught_up {
+            self.send_append(now, f);
+        }
     }
 
     /// A leader's append.
-    pub fn on_append(&mut self, a: &Append) -> Result<(AppendReply, Effects)> {
-        self.refuse_if_stale(a.ballot)?;
+    fn on_append(&mut self, now: Ms, from: ReplicaId, a: Append) {
+        if !self.admits(a.ballot) || a.ballot.leader != from {
+            self.refused(from, a.ballot);
+            return;
+        }
         if self.role == Role::Recovering {
-            return Err(Error::Unavailable("still catching up after a start".into()));
+            return; // the leader sends again; it answers once it has caught up
         }
-        let mut save_meta = self.promise(a.ballot);
-        if a.ballot.leader != self.id {
-            self.role = Role::Follower;
-        }
-        let prev_ok = a.start <= self.len()
-            && (a.start == 0
-                || self.log[a.start as usize - 1].epoch == a.prev_epoch.unwrap_or(u64::MAX));
+        self.promise(now, a.ballot);
+        let reply = |r: &Replica, matched: bool, len: u64| AppendReply {
+            matched,
+            len,
+            commit: r.commit,
+            log_ballot: r.log_ballot,
+        };
+        let prev_ok =
+            a.start <= self.len() && (a.start == 0 || self.epoch_at(a.start) == a.prev_epoch);
         if !prev_ok {
-            let reply = AppendReply {
-                matched: false,
-                len: self.len(),
-                commit: self.meta.commit,
-                log_ballot: self.meta.log_ballot,
-            };
-            return Ok((
-                reply,
-                Effects {
-                    change: LogChange::None,
-                    save_meta,
+            let r = reply(self, false, self.len());
+            self.send(
+                from,
+                ReplicaMsg::AppendOk {
+                    ballot: a.ballot,
+                    reply: r,
                 },
-            ));
+            );
+            return;
         }
-        let mut change = self.merge(a.start, &a.entries);
+        self.merge(a.start, &a.entries);
         let end = a.start + a.entries.len() as u64;
-        self.meta.commit = self.meta.commit.max(a.commit.min(end));
-        if self.meta.log_ballot != a.ballot && end >= a.view_len {
+        let mut joined = false;
+        if self.log_ballot != a.ballot && end >= a.view_len {
             // This log now holds the leader's whole starting log. Anything after `end` that the leader
             // did not write itself is a leftover of an older leader: cut it, then copy this leader.
             let own = a.ballot.epoch;
             if let Some(i) = (end as usize..self.log.len()).find(|&i| self.log[i].epoch != own) {
-                change = change.then(self.truncate_to(i as u64));
+                self.truncate(i as u64);
             }
-            self.meta.log_ballot = a.ballot;
-            save_meta = true;
+            self.log_ballot = a.ballot;
+            joined = true;
         }
-        let reply = AppendReply {
-            matched: true,
-            len: self.len(),
-            commit: self.meta.commit,
-            log_ballot: self.meta.log_ballot,
+        // The log matches the leader's up to `end`, so what the leader knows committed up to there is.
+        self.commit = self.commit.max(a.commit.min(end));
+        if joined {
+            // The new log ballot is saved after the orders it describes (writes keep their order).
+            self.save_meta(now);
+        } else if self.commit > self.commit_saved && now >= self.commit_saved_at + SAVE_COMMIT_EVERY
+        {
+            self.save_meta(now);
+        }
+        let after = self.last_write();
+        self.defer(
+            after,
+            Deferred::Ack {
+                ballot: a.ballot,
+                end,
+            },
+        );
+    }
+
+    fn on_append_ok(&mut self, now: Ms, from: ReplicaId, b: Ballot, r: AppendReply) {
+        let Some(l) = &mut self.leading else {
+            return;
         };
-        Ok((reply, Effects { change, save_meta }))
-    }
-
-    /// After copying `source_len` orders of a more up-to-date replica, drops what this log has beyond
-    /// them and takes that replica's log ballot.
-    pub fn finish_copy(&mut self, source_len: u64, source_ballot: Ballot) -> LogChange {
-        let change = self.truncate_to(source_len);
-        self.meta.log_ballot = self.meta.log_ballot.max(source_ballot);
-        change
-    }
-
-    /// A candidate that holds the most up-to-date log of a quorum becomes leader of `b`.
-    pub fn become_leader(&mut self, b: Ballot) -> Result<()> {
-        if self.meta.promised != b || self.role != Role::Candidate {
-            return Err(Error::StaleEpoch(self.meta.promised.epoch));
+        if l.ballot != b {
+            return;
         }
-        self.role = Role::Leader;
-        self.meta.log_ballot = b;
-        self.view_len = self.len();
-        Ok(())
-    }
-
-    /// True when this replica leads with ballot `b`.
-    pub fn leads(&self, b: Ballot) -> bool {
-        self.role == Role::Leader && self.meta.promised == b
-    }
-
-    /// Leader: appends a new order for a purchase. The caller has checked the request id is new.
-    pub fn create(&mut self, name: &str, quantity: u64, request_id: &str) -> Result<Order> {
-        if self.role != Role::Leader {
-            return Err(Error::Unavailable("not the leader".into()));
+        let len = self.log.len() as u64;
+        let p = l.followers.get_mut(&from).expect("a follower");
+        p.last_ok = Some(now);
+        if r.matched {
+            p.matched = r.len.min(len);
+            p.joined = r.log_ballot == b;
+            p.next = p.next.max(p.matched);
+            let more = p.next < len;
+            self.maybe_advance_commit(now);
+            if more {
+                self.send_append(now, from);
+            }
+        } else {
+            // Its log differs at or before `next`: go back to where it surely agrees.
+            p.matched = p.matched.min(r.len);
+            p.next = r.len.min(r.commit.max(p.matched)).min(p.next);
+            self.send_append(now, from);
         }
-        debug_assert!(self.find(request_id).is_none());
-        let order = Order {
-            number: self.len(),
-            name: name.to_string(),
-            quantity,
-            request_id: request_id.to_string(),
-            epoch: self.meta.promised.epoch,
+    }
+
+    /// Leader: moves the commit point to what a quorum holds on disk, and answers what waited for it.
+    fn maybe_advance_commit(&mut self, now: Ms) {
+        let Some(l) = &self.leading else {
+            return;
         };
-        self.by_request
-            .insert(order.request_id.clone(), order.number);
-        self.log.push(order.clone());
-        Ok(order)
-    }
-
-    /// Leader: moves the commit point to what `quorum` replicas hold on disk, given its own durable
-    /// length and the matched lengths of the followers that copy its log. True when it moved.
-    pub fn advance_commit(&mut self, own_durable: u64, followers: &[u64]) -> bool {
-        let mut lengths = vec![own_durable];
-        lengths.extend_from_slice(followers);
+        let own = if self.persisted >= l.meta_write {
+            self.durable
+        } else {
+            0
+        };
+        let mut lengths = vec![own];
+        lengths.extend(l.followers.values().filter(|p| p.joined).map(|p| p.matched));
         match quorum_point(lengths, self.quorum) {
-            Some(c) if c > self.meta.commit => {
-                self.meta.commit = c;
-                true
+            Some(c) if c > self.commit => self.commit = c.min(self.len()),
+            _ => return,
+        }
+        let commit = self.commit;
+        let later = self.commit_waiters.split_off(&commit);
+        for (n, waiters) in std::mem::replace(&mut self.commit_waiters, later) {
+            for (client, _, what) in waiters {
+                let answer = match what {
+                    Waiter::Purchase => created(n),
+                    Waiter::Query => {
+                        let o = &self.log[n as usize];
+                        Answer::Order(OrderInfo {
+                            number: o.number,
+                            name: o.name.clone(),
+                            quantity: o.quantity,
+                        })
+                    }
+                };
+                self.reply(client, Ok(answer));
             }
-            _ => false,
+        }
+        // A new commit point goes out at once, so a follower that must answer queries after this
+        // leader dies knows every order the leader confirmed.
+        for f in self.peers.clone() {
+            self.send_append(now, f);
+        }
+    }
+
+    // ----- copying a peer's log -----
+
+    fn start_copy(&mut self, now: Ms, source: ReplicaId) {
+        self.copies += 1;
+        let pos = self.commit;
+        self.copy = Some(Copy {
+            id: self.copies,
+            source,
+            source_ballot: None,
+            pos,
+            asked_at: now,
+            added: 0,
+        });
+        self.send(
+            source,
+            ReplicaMsg::LogRequest {
+                copy: self.copies,
+                from: pos,
+                limit: BATCH,
+            },
+        );
+    }
+
+    fn on_chunk(
+        &mut self,
+        now: Ms,
+        from: ReplicaId,
+        id: u64,
+        pos: u64,
+        prev_epoch: Option<Epoch>,
+        chunk: LogChunk,
+    ) {
+        let Some(c) = &self.copy else {
+            return;
+        };
+        if c.id != id || c.source != from || c.pos != pos {
+            return; // an answer to an abandoned copy, or a duplicate
+        }
+        let stitched = c.source_ballot.is_none_or(|b| b == chunk.log_ballot)
+            && (pos == 0 || self.epoch_at(pos) == prev_epoch)
+            && pos <= self.len();
+        if !stitched {
+            // The source's log changed under the copy: start again from what is surely shared.
+            self.out.push(Effect::Log(format!(
+                "the log of replica {from} changed during a copy; copying again"
+            )));
+            self.start_copy(now, from);
+            return;
+        }
+        let before = self.len();
+        self.merge(pos, &chunk.entries);
+        let c = self.copy.as_mut().expect("copy");
+        c.source_ballot = Some(chunk.log_ballot);
+        c.pos = pos + chunk.entries.len() as u64;
+        c.added += self.log.len().saturating_sub(before as usize) as u64;
+        c.asked_at = now;
+        if c.pos < chunk.len && !chunk.entries.is_empty() {
+            let next = ReplicaMsg::LogRequest {
+                copy: c.id,
+                from: c.pos,
+                limit: BATCH,
+            };
+            self.send(from, next);
+            return;
+        }
+        let c = self.copy.take().expect("copy");
+        self.finish_copy(now, &c, chunk.len, chunk.log_ballot);
+    }
+
+    /// After copying a more up-to-date replica's log: drops what this log has beyond it and takes its
+    /// log ballot (and a promise at least as new, so no older leader's append is accepted after).
+    fn finish_copy(&mut self, now: Ms, c: &Copy, source_len: u64, source_ballot: Ballot) {
+        self.truncate(source_len);
+        self.log_ballot = self.log_ballot.max(source_ballot);
+        if self.log_ballot > self.promised {
+            // The source had followed a newer leader than this replica promised: promise it too, or
+            // an append of a ballot in between would still be accepted. A candidate gives up.
+            self.promised = self.log_ballot;
+            if self.candidacy.is_some() {
+                self.step_down(now);
+            }
+        }
+        self.save_meta(now);
+        if self.candidacy.is_some() {
+            self.out.push(Effect::Log(format!(
+                "copied {} orders from replica {}",
+                c.added, c.source
+            )));
+            self.become_leader(now);
+        } else if self.recovery.is_some() {
+            self.ready(c.added, Some(c.source));
+        }
+    }
+
+    // ----- starting -----
+
+    fn maybe_finish_recovery(&mut self, now: Ms) {
+        let Some(r) = &self.recovery else {
+            return;
+        };
+        if self.copy.is_some() {
+            return;
+        }
+        // A majority of the replicas is heard (whatever --quorum says), so that the most up-to-date
+        // log among them holds every committed order.
+        let replicas = self.peers.len() + 1;
+        let majority = replicas / 2 + 1;
+        let quorum_heard = r.answers.len() + 1 >= majority.max(self.quorum);
+        if !quorum_heard && now < r.since + RECOVERY_WINDOW {
+            return;
+        }
+        let mut statuses: Vec<ReplicaStatus> = r.answers.values().cloned().collect();
+        let own = self.status();
+        statuses.push(own.clone());
+        let best = best_source(&statuses).cloned().expect("own status");
+        if best.id != self.id && (best.log_ballot, best.len) > (own.log_ballot, own.len) {
+            self.start_copy(now, best.id);
+            return;
+        }
+        if quorum_heard {
+            self.ready(0, None);
+        } else {
+            let reached = r.answers.len();
+            self.out.push(Effect::Log(format!(
+                "ready with {} orders; reached {reached} peers, the leader will sync the rest",
+                self.len()
+            )));
+            self.recovery = None;
+            self.role = Role::Follower;
+        }
+    }
+
+    fn ready(&mut self, added: u64, source: Option<ReplicaId>) {
+        self.recovery = None;
+        self.role = Role::Follower;
+        let from = source.map_or(String::new(), |s| format!(" from replica {s}"));
+        self.out.push(Effect::Log(format!(
+            "ready: resynced {added} orders{from}, log has {} orders",
+            self.len()
+        )));
+    }
+
+    // ----- time -----
+
+    fn tick(&mut self, now: Ms) {
+        self.expire(now);
+        if let Some(c) = &mut self.copy {
+            if now >= c.asked_at + RETRY {
+                c.asked_at = now;
+                let msg = ReplicaMsg::LogRequest {
+                    copy: c.id,
+                    from: c.pos,
+                    limit: BATCH,
+                };
+                let to = c.source;
+                self.send(to, msg);
+            }
+        } else if let Some(r) = &mut self.recovery {
+            if now >= r.asked_at + RETRY {
+                r.asked_at = now;
+                let missing: Vec<ReplicaId> = self
+                    .peers
+                    .iter()
+                    .filter(|p| !r.answers.contains_key(p))
+                    .copied()
+                    .collect();
+                for p in missing {
+                    self.send(p, ReplicaMsg::Probe);
+                }
+            }
+            self.maybe_finish_recovery(now);
+        }
+        if let Some(c) = &mut self.candidacy {
+            if self.copy.is_none() && now >= c.asked_at + RETRY {
+                c.asked_at = now;
+                let b = c.ballot;
+                let missing: Vec<ReplicaId> = self
+                    .peers
+                    .iter()
+                    .filter(|p| !c.answers.contains_key(p))
+                    .copied()
+                    .collect();
+                for p in missing {
+                    self.send(p, ReplicaMsg::Prepare { ballot: b });
+                }
+            }
+            self.maybe_take_over(now);
+        }
+        if let Some(l) = &self.leading {
+            let due: Vec<ReplicaId> = l
+                .followers
+                .iter()
+                .filter(|(_, p)| p.last_sent.is_none_or(|t| now >= t + HEARTBEAT))
+                .map(|(id, _)| *id)
+                .collect();
+            let list = l.list_at.is_some_and(|t| now >= t);
+            let (after, epoch) = (l.reconciled, l.ballot.epoch);
+            // A heartbeat carries the commit point and checks the follower's log at `next`: a follower
+            // that lost an append answers a mismatch, and the leader sends from where it agrees.
+            for f in due {
+                self.send_append(now, f);
+            }
+            if list {
+                self.leading.as_mut().expect("leading").list_at = None;
+                self.out
+                    .push(Effect::Catalog(CatalogCall::List { after, epoch }));
+            }
+            // Parked purchases of a new leader are admitted (or refused) once the grace is over.
+            let grace_over = now >= self.leading.as_ref().expect("leading").since + TAKEOVER_GRACE;
+            if !self.parked.is_empty() && (grace_over || self.quorum_alive(now)) {
+                for (client, deadline, request) in std::mem::take(&mut self.parked) {
+                    if let Request::Purchase(p) = request {
+                        self.admit(now, client, deadline, p);
+                    }
+                }
+            }
+        }
+        // Takes whose outcome was unknown are asked again.
+        let retry: Vec<TakeRequest> = self
+            .attempts
+            .iter_mut()
+            .filter_map(|(id, a)| match a.stage {
+                Stage::Taking {
+                    epoch,
+                    retry_at: Some(t),
+                } if now >= t => {
+                    a.stage = Stage::Taking {
+                        epoch,
+                        retry_at: None,
+                    };
+                    Some(TakeRequest {
+                        request_id: id.clone(),
+                        name: a.name.clone(),
+                        quantity: a.quantity,
+                        epoch,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        for t in retry {
+            self.out.push(Effect::Catalog(CatalogCall::Take(t)));
+        }
+        if self.commit > self.commit_saved && now >= self.commit_saved_at + SAVE_COMMIT_EVERY {
+            self.save_meta(now);
+        }
+    }
+
+    /// Answers every request whose deadline has passed.
+    fn expire(&mut self, now: Ms) {
+        for waiters in self.commit_waiters.values_mut() {
+            let (gone, keep): (Vec<_>, Vec<_>) = waiters.drain(..).partition(|(_, d, _)| now >= *d);
+            *waiters = keep;
+            for (client, _, what) in gone {
+                let e = match what {
+                    Waiter::Purchase => Error::Indeterminate(
+                        "the order is stored but not yet on a quorum; it completes when a replica returns".into(),
+                    ),
+                    Waiter::Query => Error::Unavailable("the order is not confirmed yet".into()),
+                };
+                self.out.push(Effect::Reply {
+                    client,
+                    result: Err(e),
+                });
+            }
+        }
+        self.commit_waiters.retain(|_, w| !w.is_empty());
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|(_, d, _)| now >= *d);
+        self.parked = keep;
+        for (client, _, request) in gone {
+            let e = match request {
+                Request::Purchase(p) if !p.fresh => Error::Indeterminate(
+                    "the leader is still taking over; retry with the same request id".into(),
+                ),
+                Request::Purchase(_) => unavailable_no_quorum(self.quorum),
+                _ => Error::Unavailable("the leader is still collecting the replicas' logs".into()),
+            };
+            self.out.push(Effect::Reply {
+                client,
+                result: Err(e),
+            });
+        }
+        let mut finished = Vec::new();
+        for (id, a) in self.attempts.iter_mut() {
+            let (gone, keep): (Vec<_>, Vec<_>) = a.waiting.drain(..).partition(|(_, d)| now >= *d);
+            a.waiting = keep;
+            for (client, _) in gone {
+                self.out.push(Effect::Reply {
+                    client,
+                    result: Err(Error::Indeterminate(
+                        "the catalog did not confirm the take in time; the purchase completes or is rolled forward".into(),
+                    )),
+                });
+            }
+            // Nobody waits for an unknown take: the reconciler rolls it forward if it happened.
+            if a.waiting.is_empty()
+                && matches!(
+                    a.stage,
+                    Stage::Taking {
+                        retry_at: Some(_),
+                        ..
+                    }
+                )
+            {
+                finished.push(id.clone());
+            }
+        }
+        for id in finished {
+            self.attempts.remove(&id);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn created(n: OrderNumber) -> Answer {
+    Answer::Created(OrderCreated { order_number: n })
+}
 
-    fn b(epoch: u64, leader: ReplicaId) -> Ballot {
-        Ballot { epoch, leader }
-    }
-
-    fn o(n: u64, epoch: u64, rid: &str) -> Order {
-        Order {
-            number: n,
-            name: "Tux".into(),
-            quantity: 1,
-            request_id: rid.into(),
-            epoch,
-        }
-    }
-
-    fn ready(id: ReplicaId, log: Vec<Order>) -> Core {
-        let mut c = Core::new(id, 2, log, Meta::default());
-        c.role = Role::Follower;
-        c
-    }
-
-    fn append(
-        ballot: Ballot,
-        start: u64,
-        prev: Option<u64>,
-        entries: Vec<Order>,
-        commit: u64,
-        view_len: u64,
-    ) -> Append {
-        Append {
-            ballot,
-            start,
-            prev_epoch: prev,
-            entries,
-            commit,
-            view_len,
-        }
-    }
-
-    #[test]
-    fn a_notice_makes_the_named_replica_a_candidate_and_others_followers() {
-        let mut c = ready(3, vec![]);
-        assert_eq!(c.on_notice(b(1, 3)).unwrap(), (true, true));
-        assert_eq!(c.role, Role::Candidate);
-        assert_eq!(
-            c.on_notice(b(1, 3)).unwrap(),
-            (false, false),
-            "a repeated notice changes nothing"
-        );
-        c.become_leader(b(1, 3)).unwrap();
-        assert!(c.leads(b(1, 3)));
-        assert_eq!(c.on_notice(b(2, 2)).unwrap(), (true, false));
-        assert_eq!(
-            c.role,
-            Role::Follower,
-            "a newer choice makes the old leader step down"
-        );
-    }
-
-    #[test]
-    fn stale_and_same_epoch_rival_choices_are_refused() {
-        let mut c = ready(1, vec![]);
-        c.on_notice(b(5, 3)).unwrap();
-        assert_eq!(c.on_notice(b(4, 3)), Err(Error::StaleEpoch(5)));
-        assert_eq!(
-            c.on_notice(b(5, 2)),
-            Err(Error::StaleEpoch(5)),
-            "one leader per epoch"
-        );
-        assert!(c.on_prepare(b(5, 2)).is_err());
-        let a = append(b(4, 2), 0, None, vec![o(0, 4, "x")], 0, 0);
-        assert_eq!(c.on_append(&a).unwrap_err(), Error::StaleEpoch(5));
-        assert!(c.is_empty(), "a stale leader's order is not stored");
-    }
-
-    #[test]
-    fn a_recovering_replica_refuses_to_promise_or_store() {
-        let mut c = Core::new(1, 2, vec![], Meta::default());
-        assert!(matches!(c.on_prepare(b(1, 2)), Err(Error::Unavailable(_))));
-        assert!(matches!(
-            c.on_append(&append(b(1, 2), 0, None, vec![], 0, 0)),
-            Err(Error::Unavailable(_))
-        ));
-    }
-
-    #[test]
-    fn append_checks_the_previous_entry_and_reports_a_mismatch() {
-        let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "b")]);
-        let (r, e) = c
-            .on_append(&append(b(2, 3), 3, Some(2), vec![o(3, 2, "d")], 0, 4))
-            .unwrap();
-        assert!(!r.matched);
-        assert_eq!((r.len, e.change), (2, LogChange::None));
-        let (r, _) = c
-            .on_append(&append(b(2, 3), 2, Some(2), vec![], 0, 4))
-            .unwrap();
-        assert!(!r.matched, "epoch of entry 1 is 1, not 2");
-        let (r, e) = c
-            .on_append(&append(b(2, 3), 2, Some(1), vec![o(2, 2, "c")], 1, 3))
-            .unwrap();
-        assert!(r.matched);
-        assert_eq!(e.change, LogChange::Append(vec![o(2, 2, "c")]));
-        assert_eq!((r.len, r.commit, r.log_ballot), (3, 1, b(2, 3)));
-        assert!(e.save_meta);
-    }
-
-    #[test]
-    fn a_conflicting_tail_is_cut_and_its_request_ids_forgotten() {
-        let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "old1"), o(2, 1, "old2")]);
-        let (r, e) = c
-            .on_append(&append(b(2, 3), 1, Some(1), vec![o(1, 2, "new1")], 0, 2))
-            .unwrap();
-        assert!(r.matched);
-        assert_eq!(e.change, LogChange::Rewrite);
-        assert_eq!(c.orders(), &[o(0, 1, "a"), o(1, 2, "new1")]);
-        assert_eq!(c.find("old1"), None);
-        assert_eq!(c.find("old2"), None);
-        assert_eq!(c.find("new1"), Some(1));
-    }
-
-    #[test]
-    fn joining_a_leader_cuts_leftovers_of_older_leaders_beyond_its_starting_log() {
-        // Entry 2 was written by the old leader of epoch 1 and never reached the new leader.
-        let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "b"), o(2, 1, "lost")]);
-        let (r, e) = c
-            .on_append(&append(
-                b(2, 3),
-                0,
-                None,
-                vec![o(0, 1, "a"), o(1, 1, "b")],
-                2,
-                2,
-            ))
-            .unwrap();
-        assert!(r.matched);
-        assert_eq!(e.change, LogChange::Rewrite);
-        assert_eq!(c.len(), 2);
-        assert_eq!(c.meta.log_ballot, b(2, 3));
-        // Later appends of the same leader, delivered out of order, are not cut.
-        let mut c = ready(1, vec![o(0, 2, "a"), o(1, 2, "b")]);
-        c.meta.log_ballot = b(2, 3);
-        c.meta.promised = b(2, 3);
-        let (r, e) = c
-            .on_append(&append(b(2, 3), 0, None, vec![o(0, 2, "a")], 0, 1))
-            .unwrap();
-        assert!(r.matched);
-        assert_eq!((e.change, c.len()), (LogChange::None, 2));
-    }
-
-    #[test]
-    fn commit_follows_the_leader_but_never_past_what_matched() {
-        let mut c = ready(1, vec![]);
-        let (r, _) = c
-            .on_append(&append(b(1, 2), 0, None, vec![o(0, 1, "a")], 5, 0))
-            .unwrap();
-        assert_eq!(r.commit, 1);
-    }
-
-    #[test]
-    fn the_best_source_has_the_newest_log_ballot_then_the_longest_log() {
-        let s = |id, e, len| ReplicaStatus {
-            id,
-            role: Role::Follower,
-            ready: true,
-            promised: b(9, 1),
-            log_ballot: b(e, 1),
-            len,
-            commit: 0,
-        };
-        let all = [s(1, 2, 10), s(2, 3, 4), s(3, 3, 5)];
-        assert_eq!(best_source(&all).unwrap().id, 3);
-        assert_eq!(best_source(&all[..1]).unwrap().id, 1);
-    }
-
-    #[test]
-    fn the_leader_commits_what_a_quorum_holds_on_disk() {
-        assert_eq!(quorum_point(vec![5, 3, 9], 2), Some(5));
-        assert_eq!(quorum_point(vec![5], 2), None);
-        assert_eq!(quorum_point(vec![5], 1), Some(5));
-        let mut c = ready(3, vec![]);
-        c.on_notice(b(1, 3)).unwrap();
-        c.become_leader(b(1, 3)).unwrap();
-        for rid in ["a", "b", "c"] {
-            c.create("Tux", 1, rid).unwrap();
-        }
-        assert!(!c.advance_commit(3, &[]), "alone it commits nothing");
-        assert!(c.advance_commit(3, &[2]));
-        assert_eq!(c.meta.commit, 2);
-        assert!(!c.advance_commit(1, &[1]), "commit never goes back");
-        assert_eq!(c.find("c"), Some(2));
-    }
-
-    #[test]
-    fn only_a_leader_creates_orders_and_copies_end_at_the_source_length() {
-        let mut c = ready(1, vec![o(0, 1, "a"), o(1, 1, "b")]);
-        assert!(c.create("Tux", 1, "x").is_err());
-        assert_eq!(c.finish_copy(1, b(3, 2)), LogChange::Rewrite);
-        assert_eq!(c.len(), 1);
-        assert_eq!(c.meta.log_ballot, b(3, 2));
-    }
+fn conflicting_id(request_id: &str) -> Error {
+    Error::Conflict(format!(
+        "request id {request_id} was used for another purchase"
+    ))
 }

@@ -7,6 +7,11 @@
 //!
 //! [`write_atomic`] replaces a whole file so that a crash leaves either the old or the new content.
 //! [`repair_torn_tail`] cuts a last line that a crash left half written.
+//!
+//! A new file, a renamed one and a new folder are only durable once the folder that holds them is
+//! synced too (a crash can otherwise lose the name while the data are on disk): [`AppendFile::open`]
+//! syncs the folder of a file it creates, [`write_atomic`] the folder of the file it renames, and
+//! [`create_dir_all`] the parent of every folder it creates.
 
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -36,9 +41,18 @@ struct AppendState {
 }
 
 impl AppendFile {
-    /// Opens (creating if needed) `path` for appending.
+    /// Opens (creating if needed) `path` for appending. A file it creates is durable, its folder
+    /// synced, before it returns.
     pub fn open(path: &Path) -> Result<AppendFile> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = match OpenOptions::new().append(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let f = OpenOptions::new().create(true).append(true).open(path)?;
+                sync_parent(path)?;
+                f
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(AppendFile {
             path: path.to_path_buf(),
             state: Mutex::new(AppendState {
@@ -134,13 +148,38 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         f.sync_data()?;
     }
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        File::open(dir)?.sync_all()?;
+    sync_parent(path)
+}
+
+/// Syncs the folder that holds `path`, so that a name created or renamed in it survives a crash.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// Syncs the folder `dir` itself (its list of names).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Creates `dir` and every missing folder above it, like [`std::fs::create_dir_all`], and syncs the
+/// parent of each folder it created, so that none of them is lost in a crash.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut p = dir;
+    while !p.as_os_str().is_empty() && !p.exists() {
+        missing.push(p);
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        sync_parent(created)?;
     }
     Ok(())
 }
@@ -216,6 +255,49 @@ mod tests {
         file.replace(b"x\n").unwrap();
         file.append_durably(b"y\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "x\ny\n");
+    }
+
+    #[test]
+    fn open_creates_a_missing_file_and_keeps_an_existing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.csv");
+        AppendFile::open(&path)
+            .unwrap()
+            .append_durably(b"a\n")
+            .unwrap();
+        AppendFile::open(&path)
+            .unwrap()
+            .append_durably(b"b\n")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+        // A folder that does not exist is an error, not a created file.
+        assert!(AppendFile::open(&dir.path().join("no/such.csv")).is_err());
+    }
+
+    #[test]
+    fn create_dir_all_creates_every_missing_folder_and_syncs_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_dir_all(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_all(&deep).unwrap();
+        // A relative path syncs the current folder as the parent of its first component.
+        sync_parent(Path::new("file-in-the-current-folder")).unwrap();
+        sync_dir(dir.path()).unwrap();
+        assert!(sync_dir(&dir.path().join("missing")).is_err());
+        let file = dir.path().join("a/f");
+        std::fs::write(&file, "x").unwrap();
+        assert!(create_dir_all(&file.join("sub")).is_err());
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        write_atomic(&path, b"one\n").unwrap();
+        write_atomic(&path, b"two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        assert!(!path.with_extension("tmp").exists());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! ([`Error::from_status`]), so that a 409 from the catalog stays a 409 when the order service passes
 //! it on to the front-end.
 
+use crate::protocol::{Ballot, ErrorBody};
 use std::fmt;
 
 /// Result with the workspace's [`Error`].
@@ -29,8 +30,11 @@ pub enum Error {
     Unavailable(String),
     /// The outcome is unknown: the change may still complete (504). Retry with the same request id.
     Indeterminate(String),
-    /// A message from an older leader epoch was refused; carries the epoch the replica promised.
-    StaleEpoch(u64),
+    /// A message of an older leader choice was refused; carries the ballot the replica promised (409).
+    Stale(Ballot),
+    /// This replica is not the leader (or not yet): nothing was changed; carries the ballot it
+    /// follows, so the caller learns who leads without asking (503).
+    NotLeader(Ballot),
     /// The peer could not be reached: the request surely did not arrive (connection refused).
     Unreachable(String),
     /// The call failed after it may have arrived (reset, timeout): its effect is unknown.
@@ -49,9 +53,12 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed(_) => 405,
-            Error::Conflict(_) | Error::StaleEpoch(_) => 409,
+            Error::Conflict(_) | Error::Stale(_) => 409,
             Error::TooLarge(_) => 413,
-            Error::Unavailable(_) | Error::Unreachable(_) | Error::Transport(_) => 503,
+            Error::Unavailable(_)
+            | Error::NotLeader(_)
+            | Error::Unreachable(_)
+            | Error::Transport(_) => 503,
             Error::Indeterminate(_) => 504,
             Error::Io(_) | Error::Internal(_) => 500,
         }
@@ -64,17 +71,32 @@ impl Error {
             403 => Error::Forbidden(message),
             404 => Error::NotFound(message),
             405 => Error::MethodNotAllowed(message),
-            409 => match message
-                .strip_prefix(STALE_PREFIX)
-                .and_then(|e| e.trim().parse().ok())
-            {
-                Some(epoch) => Error::StaleEpoch(epoch),
-                None => Error::Conflict(message),
-            },
+            409 => Error::Conflict(message),
             413 => Error::TooLarge(message),
             503 => Error::Unavailable(message),
             504 => Error::Indeterminate(message),
             _ => Error::Internal(format!("status {status}: {message}")),
+        }
+    }
+
+    /// The error an answer's body describes: its status, and the promised ballot where one is given.
+    pub fn from_body(status: u16, body: ErrorBody) -> Error {
+        match (status, body.promised) {
+            (409, Some(b)) => Error::Stale(b),
+            (503, Some(b)) => Error::NotLeader(b),
+            _ => Error::from_status(status, body.message),
+        }
+    }
+
+    /// The body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.status(),
+            message: self.message(),
+            promised: match self {
+                Error::Stale(b) | Error::NotLeader(b) => Some(*b),
+                _ => None,
+            },
         }
     }
 
@@ -83,6 +105,7 @@ impl Error {
         matches!(
             self,
             Error::Unavailable(_)
+                | Error::NotLeader(_)
                 | Error::Unreachable(_)
                 | Error::Transport(_)
                 | Error::Indeterminate(_)
@@ -104,13 +127,17 @@ impl Error {
             | Error::Transport(m)
             | Error::Io(m)
             | Error::Internal(m) => m.clone(),
-            Error::StaleEpoch(e) => format!("{STALE_PREFIX}{e}"),
+            Error::Stale(b) => format!(
+                "refused: this replica promised epoch {} (leader {})",
+                b.epoch, b.leader
+            ),
+            Error::NotLeader(b) => format!(
+                "not the leader; nothing was changed (epoch {}, leader {})",
+                b.epoch, b.leader
+            ),
         }
     }
 }
-
-/// How a stale-epoch refusal is spelled in an error message, so the caller can read the epoch back.
-const STALE_PREFIX: &str = "stale epoch; promised epoch ";
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -172,9 +199,19 @@ mod tests {
             Error::Conflict("x".into()),
             Error::Unavailable("x".into()),
             Error::Indeterminate("x".into()),
-            Error::StaleEpoch(7),
         ] {
             assert_eq!(Error::from_status(e.status(), e.message()), e);
+        }
+        let b = Ballot {
+            epoch: 7,
+            leader: 2,
+        };
+        for e in [
+            Error::Stale(b),
+            Error::NotLeader(b),
+            Error::Conflict("x".into()),
+        ] {
+            assert_eq!(Error::from_body(e.status(), e.body()), e);
         }
     }
 

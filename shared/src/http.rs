@@ -143,12 +143,7 @@ impl Reply {
     /// The error's status with `{"error": {"code", "message"}}`.
     pub fn error(e: &Error) -> Reply {
         let status = e.status();
-        let body: Envelope<()> = Envelope::Error {
-            error: ErrorBody {
-                code: status,
-                message: e.message(),
-            },
-        };
+        let body: Envelope<()> = Envelope::Error { error: e.body() };
         Reply {
             status,
             body: serde_json::to_vec(&body).expect("serialisable error"),
@@ -161,6 +156,14 @@ impl Reply {
             Ok(d) => Reply::data(d),
             Err(e) => Reply::error(&e),
         }
+    }
+}
+
+/// A path cut for an error message: a 10 kB path is not echoed back whole.
+pub fn short(path: &str) -> String {
+    match path.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &path[..i]),
+        None => path.to_string(),
     }
 }
 
@@ -269,6 +272,7 @@ fn tiny_http_error(
         error: ErrorBody {
             code: status.0,
             message: reason.to_string(),
+            promised: None,
         },
     };
     tiny_http::Response::from_data(serde_json::to_vec(&body).expect("serialisable error"))
@@ -577,7 +581,7 @@ impl Peer {
                 .map_err(|_| unexpected())
         } else {
             match serde_json::from_slice::<ErrorReply>(&bytes) {
-                Ok(r) => Err(Error::from_status(status, r.error.message)),
+                Ok(r) => Err(Error::from_body(status, r.error)),
                 Err(_) => Err(unexpected()),
             }
         }

@@ -61,7 +61,7 @@ pub struct OrderInfo {
     pub quantity: u64,
 }
 
-/// A purchase as the front-end passes it to the order leader, and the leader to the catalog.
+/// A purchase as the front-end passes it to the order leader.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Purchase {
     /// Idempotency key: the same id is applied at most once, wherever it is retried.
@@ -70,6 +70,62 @@ pub struct Purchase {
     pub name: String,
     /// Units to buy, at least 1.
     pub quantity: u64,
+    /// True when no earlier attempt with this request id can have reached any leader: the front-end
+    /// made the id itself and every earlier attempt surely never arrived. Only then may a leader that
+    /// cannot reach the catalog answer 503 without asking the catalog to refuse the id first.
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// Longest product name a purchase may carry.
+pub const MAX_NAME: usize = 256;
+
+/// Checks a purchase's fields, the same way in every service: a name of 1 to [`MAX_NAME`] bytes, a
+/// quantity of at least 1, and a request id as [`valid_request_id`] wants it.
+pub fn validate_purchase(request_id: &str, name: &str, quantity: u64) -> crate::Result<()> {
+    use crate::Error;
+    if quantity == 0 {
+        return Err(Error::BadRequest("quantity must be at least 1".into()));
+    }
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(Error::BadRequest("name must have 1 to 256 bytes".into()));
+    }
+    if !valid_request_id(request_id) {
+        return Err(Error::BadRequest(REQUEST_ID_RULE.into()));
+    }
+    Ok(())
+}
+
+/// The order leader's request to the catalog to take stock for one purchase.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TakeRequest {
+    /// The purchase's idempotency key: stock is taken at most once per id, and an id once refused
+    /// stays refused.
+    pub request_id: String,
+    /// Product.
+    pub name: String,
+    /// Units, at least 1.
+    pub quantity: u64,
+    /// The epoch of the leader that asks: the catalog refuses an epoch older than the newest it saw.
+    pub epoch: Epoch,
+}
+
+/// The order leader's request to the catalog to refuse a request id for good, unless it was taken:
+/// what a leader asks before it answers a purchase "nothing was changed" (503).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CancelRequest {
+    /// The purchase's idempotency key.
+    pub request_id: String,
+    /// The asking leader's epoch.
+    pub epoch: Epoch,
+}
+
+/// The catalog's answer to a [`CancelRequest`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CancelReply {
+    /// None: the id is refused for good (now or before). Some(seq): it had been taken, in journal row
+    /// `seq`, and the take stands.
+    pub taken: Option<u64>,
 }
 
 /// What the catalog answers to a take of stock.
@@ -81,7 +137,8 @@ pub struct TakeReply {
     pub repeated: bool,
 }
 
-/// A take of stock as the catalog's journal remembers it, listed for reconciliation.
+/// A take of stock as the catalog's journal remembers it, listed for reconciliation (only takes that
+/// are on the catalog's disk are listed).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct TakeRecord {
     /// Journal sequence number.
@@ -212,6 +269,78 @@ pub struct LogChunk {
     pub log_ballot: Ballot,
 }
 
+/// One message between order replicas. Messages go one way: a replica sends a batch of them to a
+/// peer's `POST /internal/msg` ([`PeerBatch`]), which answers at once; an answer to a message is
+/// another message, sent back the same way. So a reply can wait inside the receiver (an append is
+/// acknowledged only once it is on disk) without holding a connection, and a lost message is just
+/// lost: the sender's timers send again.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaMsg {
+    /// Candidate to peers: promise `ballot` and tell me how up to date your log is.
+    Prepare {
+        /// The candidate's ballot.
+        ballot: Ballot,
+    },
+    /// Answer to a prepare, sent once the promise is on disk.
+    PrepareOk {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// The promiser's state.
+        status: ReplicaStatus,
+    },
+    /// A message of an older leader choice was refused: the receiver has promised `promised`.
+    Refuse {
+        /// The ballot of the refused message.
+        ballot: Ballot,
+        /// The refuser's promise.
+        promised: Ballot,
+    },
+    /// Leader to follower: orders to store.
+    Append(Append),
+    /// A follower's answer to an append, sent once what it acknowledges is on disk.
+    AppendOk {
+        /// The leader's ballot it answers.
+        ballot: Ballot,
+        /// What the follower holds.
+        reply: AppendReply,
+    },
+    /// A starting replica to its peers: how up to date are you?
+    Probe,
+    /// Answer to a probe.
+    ProbeOk(ReplicaStatus),
+    /// Asks for a range of the receiver's log, for copy number `copy` of the asker.
+    LogRequest {
+        /// The asker's copy, echoed in the answer so that an answer to an abandoned copy is ignored.
+        copy: u64,
+        /// First position wanted.
+        from: u64,
+        /// Most entries wanted.
+        limit: u64,
+    },
+    /// A range of the sender's log.
+    LogChunk {
+        /// The copy it answers.
+        copy: u64,
+        /// Position of the first entry.
+        from: u64,
+        /// Epoch of the sender's entry at `from - 1` (None when `from` is 0 or past its log), so the
+        /// asker can check that the chunk continues what it copied so far.
+        prev_epoch: Option<Epoch>,
+        /// The entries, the sender's length and log ballot.
+        chunk: LogChunk,
+    },
+}
+
+/// The body of `POST /internal/msg`: messages from one replica, in the order they were sent.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PeerBatch {
+    /// The sending replica.
+    pub from: ReplicaId,
+    /// Its messages.
+    pub msgs: Vec<ReplicaMsg>,
+}
+
 /// The body of every reply.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(untagged)]
@@ -235,6 +364,10 @@ pub struct ErrorBody {
     pub code: u16,
     /// What went wrong, for people.
     pub message: String,
+    /// Internal calls only: the ballot a replica has promised, when it refuses a message of an older
+    /// one (409) or is not the leader (503). Absent from public replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised: Option<Ballot>,
 }
 
 #[cfg(test)]
@@ -258,6 +391,7 @@ mod tests {
             error: ErrorBody {
                 code: 404,
                 message: "no such product".into(),
+                promised: None,
             },
         };
         assert_eq!(

@@ -50,10 +50,12 @@
 //! 3. **Reads of orders**: an order query answered 200 during the run matches the final order of that
 //!    number (a committed order never changes); a 404 for a number whose purchase was acknowledged
 //!    before the query was sent is a lost order.
-//! 4. **Stock adds up**: the catalog journal's rows, per toy in `seq` order, form a chain from 100
-//!    (`stock_after` = previous − taken, or previous + restocked); the catalog's stock is the chain's
-//!    end and equals 100 + restocked − ordered (orders from the final log). Every take has exactly one
-//!    order with the same request id, toy and quantity, and every order one take.
+//! 4. **Stock adds up**: the catalog journal's `take` and `restock` rows, per toy in `seq` order, form
+//!    a chain from 100 (`stock_after` = previous − taken, or previous + restocked; `refuse`,
+//!    `checkpoint` and `fence` rows change no stock); the catalog's stock is the chain's end and
+//!    equals 100 + restocked − ordered (orders from the final log). Every take has exactly one order
+//!    with the same request id, toy and quantity, and every order one take; no request id is both
+//!    taken and refused.
 //! 5. **Failures changed nothing**: a request id whose every attempt was answered "fail" has no order
 //!    and no take. (One unknown attempt lifts this: its take may be rolled forward, and a later retry
 //!    can then honestly get a 503 from a leader that has not rolled it forward yet.)
@@ -527,11 +529,19 @@ pub fn check(history: &[Entry], state: &FinalState) -> Findings {
     let mut restocked: BTreeMap<&str, u64> = BTreeMap::new();
     let mut takes: HashMap<&str, &JournalRow> = HashMap::new();
     let mut last_seq = 0;
+    let mut refused: HashMap<&str, u64> = HashMap::new();
     for r in &state.journal {
         if r.seq <= last_seq {
             v.push(format!("journal row seq {} follows seq {last_seq}", r.seq));
         }
         last_seq = r.seq;
+        if r.kind == "refuse" {
+            refused.insert(r.request_id.as_str(), r.seq);
+        }
+        // Only takes and restocks change stock; refusals, checkpoints and fences do not.
+        if r.kind != "take" && r.kind != "restock" {
+            continue;
+        }
         let cur = stock.entry(r.name.as_str()).or_insert(INITIAL_STOCK);
         let expected = match r.kind.as_str() {
             "take" => {
@@ -556,6 +566,14 @@ pub fn check(history: &[Entry], state: &FinalState) -> Findings {
             ));
         }
         *cur = r.stock_after;
+    }
+    for (id, t) in &takes {
+        if let Some(seq) = refused.get(id) {
+            v.push(format!(
+                "request id {id} was both taken (journal row {}) and refused (row {seq})",
+                t.seq
+            ));
+        }
     }
     let mut ordered: BTreeMap<&str, u64> = BTreeMap::new();
     for o in &log {
@@ -1851,6 +1869,7 @@ mod tests {
             quantity: q,
             stock_after: after,
             unix_ms: 1_000_000 + at_ms,
+            epoch: 0,
         }
     }
 

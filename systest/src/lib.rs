@@ -61,7 +61,8 @@ impl Answer {
 pub struct JournalRow {
     /// Sequence number.
     pub seq: u64,
-    /// `take`, `restock` or `checkpoint`.
+    /// `take`, `refuse`, `restock`, `checkpoint` or `fence`; only `take` and `restock` rows change
+    /// stock.
     pub kind: String,
     /// Purchase request id (takes).
     pub request_id: String,
@@ -73,6 +74,10 @@ pub struct JournalRow {
     pub stock_after: u64,
     /// Wall clock of the row, ms since the Unix epoch.
     pub unix_ms: u64,
+    /// The leader epoch of the row's request, or the catalog's fence (0 in journals written before
+    /// the column existed).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// Reads every row of a CSV file of the store (none when the file does not exist yet).

@@ -225,7 +225,11 @@ fn a_take_whose_leader_died_before_the_order_is_rolled_forward() {
     let mut c = Cluster::new(21140);
     c.start_all(60.0);
     // What a leader does just before it dies: take the stock at the catalog, write no order.
-    let take = json!({"request_id": "orphan-1", "name": "Frisbee", "quantity": 4});
+    let leader = c.leader().expect("a leader");
+    let epoch = c.replica_status(leader).expect("the leader answers")["promised"]["epoch"]
+        .as_u64()
+        .expect("an epoch");
+    let take = json!({"request_id": "orphan-1", "name": "Frisbee", "quantity": 4, "epoch": epoch});
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
