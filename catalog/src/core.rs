@@ -911,7 +911,7 @@ mod tests {
     }
 
     #[test]
-    fn listing_shows_only_takes_on_disk() {
+    fn finding_6_listing_shows_only_takes_on_disk() {
         let mut c = Core::new(toys());
         c.take(&take("a", "Tux", 1, 1), NOW).answer.unwrap();
         c.take(&take("b", "Fox", 9, 1), NOW).answer.unwrap_err();
@@ -982,7 +982,7 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_holds_only_stock_on_disk() {
+    fn finding_3_the_snapshot_holds_only_stock_on_disk() {
         let mut c = Core::new(toys());
         c.take(&take("a", "Tux", 10, 0), NOW).answer.unwrap();
         c.take(&take("b", "Tux", 20, 0), NOW).answer.unwrap();

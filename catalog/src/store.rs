@@ -476,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_never_holds_a_take_that_is_not_on_disk() {
+    fn finding_3_the_snapshot_never_holds_a_take_that_is_not_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let c = Catalog::open(dir.path()).unwrap();
         // A take the core made but whose row has not reached the disk yet.

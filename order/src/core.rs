@@ -21,7 +21,7 @@ use shared::protocol::{
     TakeReply, TakeRequest,
 };
 use shared::{Error, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Time in milliseconds, as the caller's clock tells it.
 pub type Ms = u64;
@@ -327,6 +327,9 @@ pub struct Replica {
     copy: Option<Copy>,
     copies: u64,
     attempts: BTreeMap<String, Attempt>,
+    /// Request ids the catalog said were taken when asked to refuse them, with no order here yet: a
+    /// retry is answered 504 at once instead of asking again (a take is never undone).
+    known_taken: BTreeSet<String>,
     /// Requests that wait for an order to be committed: number -> (client, deadline, what).
     commit_waiters: BTreeMap<OrderNumber, Vec<(ClientId, Ms, Waiter)>>,
     /// Purchases and queries that wait for this replica to lead (candidate, or new leader's grace).
@@ -399,6 +402,7 @@ impl Replica {
             copy: None,
             copies: 0,
             attempts: BTreeMap::new(),
+            known_taken: BTreeSet::new(),
             commit_waiters: BTreeMap::new(),
             parked: Vec::new(),
             out: Vec::new(),
@@ -432,11 +436,6 @@ impl Replica {
 
     // ----- what others may read -----
 
-    /// Its id.
-    pub fn id(&self) -> ReplicaId {
-        self.id
-    }
-
     /// Its role.
     pub fn role(&self) -> Role {
         self.role
@@ -456,13 +455,8 @@ impl Replica {
     }
 
     /// Orders in the log.
-    pub fn len(&self) -> u64 {
+    fn len(&self) -> u64 {
         self.log.len() as u64
-    }
-
-    /// True when the log is empty.
-    pub fn is_empty(&self) -> bool {
-        self.log.is_empty()
     }
 
     /// The whole log, on disk or not.
@@ -610,8 +604,9 @@ impl Replica {
     }
 
     /// Puts `entries` at positions from `start`, keeping what already matches (same epoch and request
-    /// id at the same position is the same order) and cutting the log at the first conflict.
-    fn merge(&mut self, start: u64, entries: &[Order]) {
+    /// id at the same position is the same order) and cutting the log at the first conflict. Returns
+    /// how many orders it wrote.
+    fn merge(&mut self, start: u64, entries: &[Order]) -> u64 {
         let mut new = Vec::new();
         for (k, e) in entries.iter().enumerate() {
             let i = start + k as u64;
@@ -628,9 +623,11 @@ impl Replica {
             self.log.push(e.clone());
             new.push(e.clone());
         }
-        if !new.is_empty() {
+        let written = new.len() as u64;
+        if written > 0 {
             self.write(Write::Append(new));
         }
+        written
     }
 
     fn epoch_at(&self, len: u64) -> Option<Epoch> {
@@ -930,6 +927,10 @@ impl Replica {
             self.reply(client, Err(why));
             return;
         }
+        if self.known_taken.contains(&p.request_id) {
+            self.reply(client, Err(taken_elsewhere()));
+            return;
+        }
         if let Some(a) = self.attempts.get_mut(&p.request_id) {
             a.waiting.push((client, deadline));
             return;
@@ -1033,9 +1034,10 @@ impl Replica {
         }
         let answer = match result {
             Ok(CancelReply { taken: None }) => Err(unavailable_no_quorum(self.quorum)),
-            Ok(CancelReply { taken: Some(_) }) => Err(Error::Indeterminate(
-                "an earlier attempt took the stock; the order completes once a quorum is back".into(),
-            )),
+            Ok(CancelReply { taken: Some(_) }) => {
+                self.known_taken.insert(cancel.request_id.clone());
+                Err(taken_elsewhere())
+            }
             Err(e) => Err(Error::Indeterminate(format!(
                 "the store cannot serve this now and could not confirm with the catalog that an earlier attempt left nothing ({})",
                 e.message()
@@ -1094,6 +1096,7 @@ impl Replica {
 
     /// Leader: a new order at the end of the log, sent to the followers.
     fn create(&mut self, now: Ms, name: String, quantity: u64, request_id: String) -> OrderNumber {
+        self.known_taken.remove(&request_id);
         let number = self.len();
         let order = Order {
             number,
@@ -1470,12 +1473,17 @@ impl Replica {
         prev_epoch: Option<Epoch>,
         chunk: LogChunk,
     ) {
-        let Some(c) = &self.copy else {
-            return;
-        };
-        if c.id != id || c.source != from || c.pos != pos {
-            return; // an answer to an abandoned copy, or a duplicate
+        match &self.copy {
+            Some(c) if c.id == id && c.source == from && c.pos == pos => {}
+            Some(c) if c.id == id => return, // a duplicate
+            _ => {
+                self.out.push(Effect::Log(format!(
+                    "ignored a log chunk from replica {from} for a copy given up"
+                )));
+                return;
+            }
         }
+        let c = self.copy.as_ref().expect("copy");
         let stitched = c.source_ballot.is_none_or(|b| b == chunk.log_ballot)
             && (pos == 0 || self.epoch_at(pos) == prev_epoch)
             && pos <= self.len();
@@ -1487,12 +1495,11 @@ impl Replica {
             self.start_copy(now, from);
             return;
         }
-        let before = self.len();
-        self.merge(pos, &chunk.entries);
+        let written = self.merge(pos, &chunk.entries);
         let c = self.copy.as_mut().expect("copy");
         c.source_ballot = Some(chunk.log_ballot);
         c.pos = pos + chunk.entries.len() as u64;
-        c.added += self.log.len().saturating_sub(before as usize) as u64;
+        c.added += written;
         c.asked_at = now;
         if c.pos < chunk.len && !chunk.entries.is_empty() {
             let next = ReplicaMsg::LogRequest {
@@ -1757,8 +1764,1255 @@ fn created(n: OrderNumber) -> Answer {
     Answer::Created(OrderCreated { order_number: n })
 }
 
+fn taken_elsewhere() -> Error {
+    Error::Indeterminate(
+        "an earlier attempt took the stock; the order completes once a quorum is back".into(),
+    )
+}
+
 fn conflicting_id(request_id: &str) -> Error {
     Error::Conflict(format!(
         "request id {request_id} was used for another purchase"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    fn b(epoch: u64, leader: ReplicaId) -> Ballot {
+        Ballot { epoch, leader }
+    }
+
+    fn o(n: u64, epoch: u64, rid: &str) -> Order {
+        Order {
+            number: n,
+            name: "Tux".into(),
+            quantity: 1,
+            request_id: rid.into(),
+            epoch,
+        }
+    }
+
+    fn purchase(rid: &str, fresh: bool) -> Request {
+        Request::Purchase(Purchase {
+            request_id: rid.into(),
+            name: "Tux".into(),
+            quantity: 1,
+            fresh,
+        })
+    }
+
+    /// Three replicas whose messages are delivered at once and whose writes are on disk at once,
+    /// unless held; catalog calls wait for the test to answer them.
+    struct Cluster {
+        nodes: BTreeMap<ReplicaId, Replica>,
+        queue: VecDeque<(ReplicaId, Input)>,
+        replies: BTreeMap<ClientId, Result<Answer>>,
+        calls: Vec<(ReplicaId, CatalogCall)>,
+        logs: Vec<String>,
+        sent: Vec<(ReplicaId, ReplicaId, ReplicaMsg)>,
+        /// Replicas whose writes are held (not reported persisted).
+        slow_disk: BTreeSet<ReplicaId>,
+        held: Vec<(ReplicaId, WriteId)>,
+        /// Replicas that receive nothing.
+        down: BTreeSet<ReplicaId>,
+        now: Ms,
+        next_client: ClientId,
+    }
+
+    impl Cluster {
+        fn new(logs: [Vec<Order>; 3]) -> Cluster {
+            let mut c = Cluster {
+                nodes: BTreeMap::new(),
+                queue: VecDeque::new(),
+                replies: BTreeMap::new(),
+                calls: Vec::new(),
+                logs: Vec::new(),
+                sent: Vec::new(),
+                slow_disk: BTreeSet::new(),
+                held: Vec::new(),
+                down: BTreeSet::new(),
+                now: 0,
+                next_client: 0,
+            };
+            for (i, log) in logs.into_iter().enumerate() {
+                let id = i as ReplicaId + 1;
+                let peers = (1..=3).filter(|p| *p != id).collect();
+                let (r, effects) = Replica::new(id, peers, 2, log, Meta::default(), 0);
+                c.nodes.insert(id, r);
+                c.carry_out(id, effects);
+            }
+            c.settle();
+            c
+        }
+
+        fn carry_out(&mut self, id: ReplicaId, effects: Vec<Effect>) {
+            for e in effects {
+                match e {
+                    Effect::Send { to, msg } => {
+                        self.sent.push((id, to, msg.clone()));
+                        if !self.down.contains(&to) {
+                            self.queue.push_back((to, Input::Peer { from: id, msg }));
+                        }
+                    }
+                    Effect::Write { id: w, .. } => {
+                        if self.slow_disk.contains(&id) {
+                            self.held.push((id, w));
+                        } else {
+                            self.queue.push_back((id, Input::Persisted(w)));
+                        }
+                    }
+                    Effect::Catalog(call) => self.calls.push((id, call)),
+                    Effect::Reply { client, result } => {
+                        assert!(
+                            self.replies.insert(client, result).is_none(),
+                            "a request is answered once"
+                        );
+                    }
+                    Effect::Log(l) => self.logs.push(format!("{id}: {l}")),
+                }
+            }
+        }
+
+        fn input(&mut self, id: ReplicaId, input: Input) {
+            if self.down.contains(&id) {
+                return;
+            }
+            let now = self.now;
+            let effects = self.nodes.get_mut(&id).unwrap().step(now, input);
+            self.carry_out(id, effects);
+        }
+
+        fn settle(&mut self) {
+            while let Some((id, input)) = self.queue.pop_front() {
+                self.input(id, input);
+            }
+        }
+
+        /// Lets time pass in ticks of 10 ms, delivering everything between them.
+        fn pass(&mut self, ms: Ms) {
+            let end = self.now + ms;
+            while self.now < end {
+                self.now += 10;
+                for id in 1..=3 {
+                    self.input(id, Input::Tick);
+                }
+                self.settle();
+            }
+        }
+
+        fn ask(&mut self, id: ReplicaId, request: Request) -> ClientId {
+            let client = self.next_client;
+            self.next_client += 1;
+            self.input(id, Input::Request { client, request });
+            self.settle();
+            client
+        }
+
+        fn answer(&self, client: ClientId) -> Option<&Result<Answer>> {
+            self.replies.get(&client)
+        }
+
+        fn release_disk(&mut self, id: ReplicaId) {
+            self.slow_disk.remove(&id);
+            let held: Vec<WriteId> = self
+                .held
+                .iter()
+                .filter(|(r, _)| *r == id)
+                .map(|(_, w)| *w)
+                .collect();
+            self.held.retain(|(r, _)| *r != id);
+            if let Some(w) = held.into_iter().max() {
+                self.input(id, Input::Persisted(w));
+                self.settle();
+            }
+        }
+
+        fn elect(&mut self, id: ReplicaId, epoch: u64) -> ClientId {
+            let mut last = 0;
+            for r in 1..=3 {
+                last = self.ask(r, Request::Notice(b(epoch, id)));
+            }
+            self.settle();
+            last
+        }
+
+        /// The oldest catalog call that is not a listing of takes (listings stay).
+        fn take_call(&mut self) -> (ReplicaId, CatalogCall) {
+            let i = self
+                .calls
+                .iter()
+                .position(|(_, c)| !matches!(c, CatalogCall::List { .. }))
+                .expect("a catalog call was made");
+            self.calls.remove(i)
+        }
+
+        /// The oldest listing of takes.
+        fn list_call(&mut self) -> CatalogCall {
+            let i = self
+                .calls
+                .iter()
+                .position(|(_, c)| matches!(c, CatalogCall::List { .. }))
+                .expect("a listing was asked");
+            self.calls.remove(i).1
+        }
+
+        /// True when no call but listings is waiting.
+        fn no_calls(&self) -> bool {
+            self.calls
+                .iter()
+                .all(|(_, c)| matches!(c, CatalogCall::List { .. }))
+        }
+
+        fn answer_take(&mut self, result: Result<TakeReply>) {
+            let (id, call) = self.take_call();
+            let CatalogCall::Take(take) = call else {
+                panic!("a take, not {call:?}")
+            };
+            self.input(id, Input::Catalog(CatalogReply::Take { take, result }));
+            self.settle();
+        }
+
+        fn node(&self, id: ReplicaId) -> &Replica {
+            &self.nodes[&id]
+        }
+
+        fn ids(&self, id: ReplicaId) -> Vec<String> {
+            self.node(id)
+                .orders()
+                .iter()
+                .map(|o| o.request_id.clone())
+                .collect()
+        }
+    }
+
+    fn taken() -> Result<TakeReply> {
+        Ok(TakeReply {
+            seq: 1,
+            repeated: false,
+        })
+    }
+
+    fn created(n: u64) -> Result<Answer> {
+        Ok(Answer::Created(OrderCreated { order_number: n }))
+    }
+
+    fn status_of(r: &Result<Answer>) -> u16 {
+        match r {
+            Ok(_) => 200,
+            Err(e) => e.status(),
+        }
+    }
+
+    fn led() -> Cluster {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.elect(3, 1);
+        c.pass(20);
+        c
+    }
+
+    #[test]
+    fn the_leader_commits_what_a_quorum_holds_on_disk() {
+        assert_eq!(quorum_point(vec![5, 3, 9], 2), Some(5));
+        assert_eq!(quorum_point(vec![5, 3, 9], 3), Some(3));
+        assert_eq!(quorum_point(vec![5, 3, 9], 1), Some(9));
+        assert_eq!(quorum_point(vec![5], 2), None);
+        assert_eq!(quorum_point(vec![5], 0), Some(5));
+    }
+
+    #[test]
+    fn the_best_source_has_the_newest_log_ballot_then_the_longest_log() {
+        let s = |id, e, len| ReplicaStatus {
+            id,
+            role: Role::Follower,
+            ready: true,
+            promised: b(9, 1),
+            log_ballot: b(e, 1),
+            len,
+            commit: 0,
+        };
+        let all = [s(1, 2, 10), s(2, 3, 4), s(3, 3, 5)];
+        assert_eq!(best_source(&all).unwrap().id, 3);
+        assert_eq!(best_source(&all[..1]).unwrap().id, 1);
+        assert!(best_source(&[]).is_none());
+    }
+
+    #[test]
+    fn starting_replicas_ask_their_peers_then_follow() {
+        let c = Cluster::new([vec![o(0, 1, "a")], vec![], vec![]]);
+        for id in 1..=3 {
+            assert_eq!(c.node(id).role(), Role::Follower, "replica {id}");
+        }
+        // The empty ones copied replica 1's log before serving.
+        assert_eq!(c.ids(2), ["a"]);
+        assert_eq!(c.ids(3), ["a"]);
+        assert!(c
+            .logs
+            .iter()
+            .any(|l| l == "2: ready: resynced 1 orders from replica 1, log has 1 orders"));
+    }
+
+    #[test]
+    fn a_lone_starting_replica_waits_then_serves_with_what_it_has() {
+        let (mut r, effects) =
+            Replica::new(1, vec![2, 3], 2, vec![o(0, 1, "a")], Meta::default(), 0);
+        let probes = effects
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Effect::Send {
+                        msg: ReplicaMsg::Probe,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(probes, 2);
+        assert_eq!(r.role(), Role::Recovering);
+        assert!(!r.status().ready);
+        r.step(RECOVERY_WINDOW - 1, Input::Tick);
+        assert_eq!(r.role(), Role::Recovering);
+        let e = r.step(RECOVERY_WINDOW, Input::Tick);
+        assert_eq!(r.role(), Role::Follower);
+        assert!(e.iter().any(
+            |e| matches!(e, Effect::Log(l) if l.starts_with("ready with 1 orders; reached 0 peers"))
+        ));
+    }
+
+    #[test]
+    fn a_notice_makes_the_named_replica_lead_once_a_quorum_promised() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        let answer = c.elect(3, 1);
+        assert_eq!(c.node(3).role(), Role::Leader);
+        assert_eq!(c.node(3).leads(), Some(b(1, 3)));
+        for id in [1, 2] {
+            assert_eq!(c.node(id).leads(), None);
+            assert_eq!(c.node(id).status().promised, b(1, 3));
+        }
+        let Some(Ok(Answer::Status(s))) = c.answer(answer) else {
+            panic!("{:?}", c.answer(answer))
+        };
+        assert_eq!((s.id, s.promised), (3, b(1, 3)));
+        assert_eq!(c.node(3).meta().log_ballot, b(1, 3));
+        assert!(c
+            .logs
+            .contains(&"3: leader for epoch 1 with 0 orders".to_string()));
+    }
+
+    #[test]
+    fn stale_and_same_epoch_rival_choices_are_refused() {
+        let mut c = led();
+        let a = c.ask(1, Request::Notice(b(0, 2)));
+        assert_eq!(c.answer(a), Some(&Err(Error::Stale(b(1, 3)))));
+        let a = c.ask(1, Request::Notice(b(1, 2)));
+        assert_eq!(
+            c.answer(a),
+            Some(&Err(Error::Stale(b(1, 3)))),
+            "one leader per epoch"
+        );
+        let a = c.ask(1, Request::Notice(b(1, 3)));
+        assert!(
+            matches!(c.answer(a), Some(Ok(Answer::Status(_)))),
+            "the same choice again is fine"
+        );
+        // A stale leader's append is refused with the promise.
+        c.sent.clear();
+        c.input(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(0, 2),
+                    start: 0,
+                    prev_epoch: None,
+                    entries: vec![o(0, 0, "x")],
+                    commit: 0,
+                    view_len: 0,
+                }),
+            },
+        );
+        assert!(c.node(1).orders().is_empty());
+        assert!(c.sent.iter().any(|(f, t, m)| (*f, *t) == (1, 2)
+            && *m
+                == ReplicaMsg::Refuse {
+                    ballot: b(0, 2),
+                    promised: b(1, 3)
+                }));
+    }
+
+    #[test]
+    fn a_notice_is_answered_only_once_its_promise_is_on_disk() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.slow_disk.insert(1);
+        let a = c.ask(1, Request::Notice(b(1, 3)));
+        assert_eq!(c.answer(a), None);
+        c.release_disk(1);
+        assert!(c.answer(a).is_some());
+    }
+
+    #[test]
+    fn a_purchase_takes_stock_then_is_answered_once_a_quorum_has_it() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        let (id, call) = c.take_call();
+        assert_eq!(id, 3);
+        assert_eq!(
+            call,
+            CatalogCall::Take(TakeRequest {
+                request_id: "r1".into(),
+                name: "Tux".into(),
+                quantity: 1,
+                epoch: 1
+            })
+        );
+        assert_eq!(c.answer(p), None, "not before the take");
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::Take {
+                take: TakeRequest {
+                    request_id: "r1".into(),
+                    name: "Tux".into(),
+                    quantity: 1,
+                    epoch: 1,
+                },
+                result: taken(),
+            }),
+        );
+        c.settle();
+        assert_eq!(c.answer(p), Some(&created(0)));
+        for id in 1..=3 {
+            assert_eq!(c.ids(id), ["r1"]);
+        }
+        assert_eq!(c.node(3).commit(), 1);
+        assert_eq!(c.node(3).find("r1"), Some(0));
+        assert_eq!(c.node(3).find("r2"), None);
+        // A repeat of the id gets the same number, with no second take.
+        let again = c.ask(3, purchase("r1", false));
+        assert_eq!(c.answer(again), Some(&created(0)));
+        assert!(c.no_calls());
+        // The same id for another purchase is refused.
+        let other = c.ask(
+            3,
+            Request::Purchase(Purchase {
+                request_id: "r1".into(),
+                name: "Whale".into(),
+                quantity: 1,
+                fresh: false,
+            }),
+        );
+        assert_eq!(status_of(c.answer(other).unwrap()), 409);
+    }
+
+    #[test]
+    fn an_order_waits_for_a_follower_whose_disk_is_slow_only_if_it_is_needed() {
+        let mut c = led();
+        c.slow_disk.insert(1);
+        c.slow_disk.insert(2);
+        c.slow_disk.insert(3);
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), None, "no disk holds it yet");
+        c.release_disk(3);
+        assert_eq!(c.answer(p), None, "the leader alone is not a quorum");
+        assert_eq!(c.node(3).durable(), 1);
+        c.release_disk(1);
+        assert_eq!(c.answer(p), Some(&created(0)));
+    }
+
+    #[test]
+    fn a_follower_acknowledges_only_what_is_on_its_disk() {
+        let mut c = led();
+        c.slow_disk.insert(1);
+        c.sent.clear();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(taken());
+        let acks_from_1 = |c: &Cluster| {
+            c.sent
+                .iter()
+                .filter(|(f, _, m)| {
+                    *f == 1 && matches!(m, ReplicaMsg::AppendOk { reply, .. } if reply.len == 1)
+                })
+                .count()
+        };
+        // Replica 2 acknowledged, so the order is committed; replica 1 holds it unsynced.
+        assert_eq!(c.answer(p), Some(&created(0)));
+        assert_eq!(c.ids(1), ["r1"]);
+        assert_eq!(acks_from_1(&c), 0);
+        // The leader sends it again (a heartbeat): still no acknowledgement before the sync.
+        c.pass(150);
+        assert_eq!(acks_from_1(&c), 0);
+        c.release_disk(1);
+        assert!(acks_from_1(&c) >= 1);
+    }
+
+    #[test]
+    fn a_refused_take_is_passed_on_and_makes_no_order() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(Err(Error::Conflict("not enough stock".into())));
+        assert_eq!(
+            c.answer(p),
+            Some(&Err(Error::Conflict("not enough stock".into())))
+        );
+        assert!(c.node(3).orders().is_empty());
+        let p = c.ask(3, purchase("r2", true));
+        c.answer_take(Err(Error::NotFound("no such toy".into())));
+        assert_eq!(status_of(c.answer(p).unwrap()), 404);
+    }
+
+    #[test]
+    fn an_unreachable_catalog_is_a_503_only_for_a_fresh_purchase() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(Err(Error::Unreachable("refused".into())));
+        assert_eq!(status_of(c.answer(p).unwrap()), 503);
+        // Not fresh: the take may have happened elsewhere; it is asked again until the deadline.
+        let p = c.ask(3, purchase("r2", false));
+        c.answer_take(Err(Error::Unreachable("refused".into())));
+        assert_eq!(c.answer(p), None);
+        c.pass(TAKE_RETRY + 10);
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+    }
+
+    #[test]
+    fn a_take_of_unknown_outcome_is_asked_again_and_ends_as_504_at_the_deadline() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(Err(Error::Transport("timeout".into())));
+        assert!(c.no_calls());
+        c.pass(TAKE_RETRY - 10);
+        assert!(c.no_calls(), "not before the retry time");
+        c.pass(20);
+        c.answer_take(Err(Error::Transport("timeout".into())));
+        // A late answer to an earlier call is not taken for the current one.
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::Take {
+                take: TakeRequest {
+                    request_id: "r1".into(),
+                    name: "Tux".into(),
+                    quantity: 1,
+                    epoch: 1,
+                },
+                result: taken(),
+            }),
+        );
+        assert!(c.node(3).orders().is_empty());
+        c.pass(REQUEST_DEADLINE);
+        let Some(Err(Error::Indeterminate(m))) = c.answer(p) else {
+            panic!("{:?}", c.answer(p))
+        };
+        assert!(m.contains("completes or is rolled forward"), "{m}");
+    }
+
+    #[test]
+    fn without_a_quorum_a_purchase_that_may_have_been_taken_asks_the_catalog_to_refuse_it() {
+        let mut c = led();
+        c.pass(TAKEOVER_GRACE);
+        c.down.insert(1);
+        c.down.insert(2);
+        c.input(3, Input::Unreachable(1));
+        c.input(3, Input::Unreachable(2));
+        // Fresh: refused at once, nothing asked.
+        let p = c.ask(3, purchase("r1", true));
+        assert_eq!(status_of(c.answer(p).unwrap()), 503);
+        assert!(c.no_calls());
+        // Not fresh: the catalog refuses the id for good first.
+        let p = c.ask(3, purchase("r2", false));
+        let (_, call) = c.take_call();
+        let CatalogCall::Cancel(cancel) = call else {
+            panic!("{call:?}")
+        };
+        assert_eq!(cancel.epoch, 1);
+        let again = c.ask(3, purchase("r2", false));
+        assert!(c.no_calls(), "one cancel for both");
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::Cancel {
+                cancel: cancel.clone(),
+                result: Ok(CancelReply { taken: None }),
+            }),
+        );
+        assert_eq!(status_of(c.answer(p).unwrap()), 503);
+        assert_eq!(status_of(c.answer(again).unwrap()), 503);
+        // An id the catalog had taken is a 504, and is remembered.
+        let p = c.ask(3, purchase("r3", false));
+        let (_, CatalogCall::Cancel(cancel)) = c.take_call() else {
+            panic!()
+        };
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::Cancel {
+                cancel,
+                result: Ok(CancelReply { taken: Some(7) }),
+            }),
+        );
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+        let p = c.ask(3, purchase("r3", false));
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+        assert!(c.no_calls());
+        // A catalog that cannot be asked leaves the outcome unknown.
+        let p = c.ask(3, purchase("r4", false));
+        let (_, CatalogCall::Cancel(cancel)) = c.take_call() else {
+            panic!()
+        };
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::Cancel {
+                cancel,
+                result: Err(Error::Unreachable("down".into())),
+            }),
+        );
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+    }
+
+    #[test]
+    fn a_new_leader_gives_its_followers_a_moment_before_refusing() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.down.insert(1);
+        c.down.insert(2);
+        for r in 1..=3 {
+            c.ask(r, Request::Notice(b(1, 3)));
+        }
+        assert_eq!(c.node(3).role(), Role::Candidate);
+        // A candidate lets purchases wait while it is patient...
+        let p = c.ask(3, purchase("r1", true));
+        assert_eq!(c.answer(p), None);
+        c.pass(CANDIDATE_PATIENCE);
+        // ...then refuses them at once, and the ones that waited at their deadline.
+        let q = c.ask(3, purchase("r2", true));
+        assert_eq!(status_of(c.answer(q).unwrap()), 503);
+        c.pass(REQUEST_DEADLINE);
+        assert_eq!(status_of(c.answer(p).unwrap()), 503);
+        let q = c.ask(3, purchase("r3", false));
+        assert!(matches!(c.take_call().1, CatalogCall::Cancel(_)));
+        let _ = q;
+    }
+
+    #[test]
+    fn followers_that_stop_answering_stop_counting() {
+        let mut c = led();
+        c.pass(TAKEOVER_GRACE);
+        c.down.insert(1);
+        c.input(3, Input::Unreachable(1));
+        let p = c.ask(3, purchase("r1", true));
+        assert!(c.answer(p).is_none(), "replica 2 still answers");
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        c.down.insert(2);
+        c.pass(LIVE_WINDOW);
+        let p = c.ask(3, purchase("r2", true));
+        assert_eq!(status_of(c.answer(p).unwrap()), 503);
+    }
+
+    #[test]
+    fn order_queries_answer_committed_orders_and_wait_at_the_leader() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        let info = Ok(Answer::Order(OrderInfo {
+            number: 0,
+            name: "Tux".into(),
+            quantity: 1,
+        }));
+        let q = c.ask(3, Request::Order(0));
+        assert_eq!(c.answer(q), Some(&info));
+        let q = c.ask(1, Request::Order(0));
+        assert_eq!(
+            c.answer(q),
+            Some(&info),
+            "a follower knows the commit point"
+        );
+        let q = c.ask(1, Request::Order(1));
+        assert_eq!(status_of(c.answer(q).unwrap()), 404);
+        // An order the leader holds but no quorum confirmed yet: the leader waits, a follower
+        // that holds it cannot tell.
+        c.slow_disk.insert(1);
+        c.slow_disk.insert(2);
+        let p = c.ask(3, purchase("r2", true));
+        c.answer_take(taken());
+        let q = c.ask(3, Request::Order(1));
+        let f = c.ask(1, Request::Order(1));
+        assert_eq!(c.answer(q), None);
+        assert_eq!(status_of(c.answer(f).unwrap()), 503);
+        c.release_disk(2);
+        assert_eq!(status_of(c.answer(q).unwrap()), 200);
+        assert_eq!(c.answer(p), Some(&created(1)));
+        // And at its deadline a waiting query is a 503.
+        c.slow_disk.insert(2);
+        let p = c.ask(3, purchase("r3", true));
+        c.answer_take(taken());
+        let q = c.ask(3, Request::Order(2));
+        c.pass(REQUEST_DEADLINE);
+        assert_eq!(status_of(c.answer(q).unwrap()), 503);
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+    }
+
+    #[test]
+    fn only_the_leader_takes_purchases_and_says_who_leads() {
+        let mut c = led();
+        let p = c.ask(1, purchase("r1", true));
+        assert_eq!(c.answer(p), Some(&Err(Error::NotLeader(b(1, 3)))));
+        let p = c.ask(
+            3,
+            Request::Purchase(Purchase {
+                request_id: "bad id".into(),
+                name: "Tux".into(),
+                quantity: 1,
+                fresh: true,
+            }),
+        );
+        assert_eq!(status_of(c.answer(p).unwrap()), 400);
+    }
+
+    #[test]
+    fn a_leader_refused_by_a_newer_promise_steps_down_and_answers_its_waiters() {
+        let mut c = led();
+        c.slow_disk.insert(1);
+        c.slow_disk.insert(2);
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(taken());
+        let q = c.ask(3, Request::Order(0));
+        c.input(
+            3,
+            Input::Peer {
+                from: 1,
+                msg: ReplicaMsg::Refuse {
+                    ballot: b(1, 3),
+                    promised: b(2, 2),
+                },
+            },
+        );
+        assert_eq!(c.node(3).role(), Role::Follower);
+        assert_eq!(c.node(3).leads(), None);
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+        assert_eq!(status_of(c.answer(q).unwrap()), 503);
+        // A refusal that is not newer changes nothing.
+        let mut c = led();
+        c.input(
+            3,
+            Input::Peer {
+                from: 1,
+                msg: ReplicaMsg::Refuse {
+                    ballot: b(1, 3),
+                    promised: b(1, 3),
+                },
+            },
+        );
+        assert_eq!(c.node(3).role(), Role::Leader);
+    }
+
+    #[test]
+    fn a_take_answered_after_leadership_changed_is_completed_by_the_next_leader() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.elect(2, 2);
+        c.answer_take(taken());
+        assert!(c.node(3).orders().is_empty());
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+    }
+
+    #[test]
+    fn append_checks_the_previous_entry_and_reports_a_mismatch() {
+        let mut c = Cluster::new([vec![o(0, 1, "a"), o(1, 1, "b")], vec![], vec![]]);
+        c.down.insert(2);
+        c.down.insert(3);
+        c.sent.clear();
+        let append = |start, prev, entries: Vec<Order>, view_len| Input::Peer {
+            from: 3,
+            msg: ReplicaMsg::Append(Append {
+                ballot: b(2, 3),
+                start,
+                prev_epoch: prev,
+                entries,
+                commit: 0,
+                view_len,
+            }),
+        };
+        c.input(1, append(3, Some(2), vec![o(3, 2, "d")], 4));
+        c.input(1, append(2, Some(2), vec![], 4));
+        let replies: Vec<&AppendReply> = c
+            .sent
+            .iter()
+            .filter_map(|(_, _, m)| match m {
+                ReplicaMsg::AppendOk { reply, .. } => Some(reply),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies.len(), 2);
+        assert!(replies.iter().all(|r| !r.matched && r.len == 2));
+        c.settle();
+        c.sent.clear();
+        c.input(1, append(2, Some(1), vec![o(2, 2, "c")], 3));
+        c.settle();
+        assert_eq!(c.ids(1), ["a", "b", "c"]);
+        let ack = c.sent.iter().find_map(|(_, _, m)| match m {
+            ReplicaMsg::AppendOk { reply, .. } => Some(reply.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            ack,
+            Some(AppendReply {
+                matched: true,
+                len: 3,
+                commit: 0,
+                log_ballot: b(2, 3)
+            })
+        );
+        assert_eq!(c.node(1).meta().log_ballot, b(2, 3));
+    }
+
+    #[test]
+    fn a_conflicting_tail_is_cut_and_its_request_ids_forgotten() {
+        let mut c = Cluster::new([
+            vec![o(0, 1, "a"), o(1, 1, "old1"), o(2, 1, "old2")],
+            vec![],
+            vec![],
+        ]);
+        c.down.insert(2);
+        c.down.insert(3);
+        c.input(
+            1,
+            Input::Peer {
+                from: 3,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(2, 3),
+                    start: 1,
+                    prev_epoch: Some(1),
+                    entries: vec![o(1, 2, "new1")],
+                    commit: 0,
+                    view_len: 2,
+                }),
+            },
+        );
+        assert_eq!(c.ids(1), ["a", "new1"]);
+        assert_eq!(c.node(1).find("old1"), None);
+        assert_eq!(c.node(1).find("old2"), None);
+        assert_eq!(c.node(1).find("new1"), Some(1));
+    }
+
+    #[test]
+    fn joining_a_leader_cuts_leftovers_of_older_leaders_beyond_its_starting_log() {
+        let mut c = Cluster::new([
+            vec![o(0, 1, "a"), o(1, 1, "b"), o(2, 1, "lost")],
+            vec![],
+            vec![],
+        ]);
+        c.down.insert(2);
+        c.down.insert(3);
+        c.input(
+            1,
+            Input::Peer {
+                from: 3,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(2, 3),
+                    start: 0,
+                    prev_epoch: None,
+                    entries: vec![o(0, 1, "a"), o(1, 1, "b")],
+                    commit: 2,
+                    view_len: 2,
+                }),
+            },
+        );
+        assert_eq!(c.ids(1), ["a", "b"]);
+        assert_eq!(c.node(1).status().log_ballot, b(2, 3));
+        assert_eq!(c.node(1).commit(), 2);
+        // Later appends of the same leader, delivered out of order, are not cut.
+        c.input(
+            1,
+            Input::Peer {
+                from: 3,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(2, 3),
+                    start: 2,
+                    prev_epoch: Some(1),
+                    entries: vec![o(2, 2, "c"), o(3, 2, "d")],
+                    commit: 2,
+                    view_len: 2,
+                }),
+            },
+        );
+        c.input(
+            1,
+            Input::Peer {
+                from: 3,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(2, 3),
+                    start: 0,
+                    prev_epoch: None,
+                    entries: vec![o(0, 1, "a")],
+                    commit: 9,
+                    view_len: 2,
+                }),
+            },
+        );
+        assert_eq!(c.ids(1), ["a", "b", "c", "d"]);
+        assert_eq!(c.node(1).commit(), 2, "commit never past what matched");
+    }
+
+    #[test]
+    fn a_leader_brings_a_follower_that_lost_appends_up_to_date() {
+        let mut c = led();
+        c.down.insert(1);
+        for (i, rid) in ["r1", "r2"].into_iter().enumerate() {
+            let p = c.ask(3, purchase(rid, true));
+            c.answer_take(taken());
+            assert_eq!(c.answer(p), Some(&created(i as u64)));
+        }
+        c.down.remove(&1);
+        c.pass(HEARTBEAT + 20);
+        assert_eq!(c.ids(1), ["r1", "r2"]);
+        assert_eq!(c.node(1).commit(), 2);
+    }
+
+    #[test]
+    fn a_candidate_copies_the_most_up_to_date_log_of_a_quorum() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        // Replica 1 leads epoch 1 and commits a with 2 while 3 is away.
+        c.down.insert(3);
+        for r in 1..=2 {
+            c.ask(r, Request::Notice(b(1, 1)));
+        }
+        c.pass(20);
+        let p = c.ask(1, purchase("a", true));
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        // 3 returns, 1 goes; 3 is chosen and must copy a from 2.
+        c.down.remove(&3);
+        c.down.insert(1);
+        c.ask(2, Request::Notice(b(2, 3)));
+        c.ask(3, Request::Notice(b(2, 3)));
+        c.pass(300);
+        assert_eq!(c.node(3).role(), Role::Leader);
+        assert_eq!(c.ids(3), ["a"]);
+        assert!(c
+            .logs
+            .iter()
+            .any(|l| l == "3: copied 1 orders from replica 2"));
+        let p = c.ask(3, purchase("b", true));
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(1)));
+    }
+
+    #[test]
+    fn a_copy_is_given_up_when_the_promise_changes_and_its_late_chunks_ignored() {
+        let mut c = Cluster::new([vec![o(0, 1, "a")], vec![], vec![]]);
+        // 2 is catching up from 1 ... (it already did at start); make a fresh copy by hand.
+        let r = c.nodes.get_mut(&2).unwrap();
+        r.start_copy(0, 1);
+        let copy = r.copy.as_ref().unwrap().id;
+        c.input(
+            2,
+            Input::Request {
+                client: 99,
+                request: Request::Notice(b(5, 1)),
+            },
+        );
+        assert!(c.node(2).copy.is_none(), "a new promise drops the copy");
+        c.logs.clear();
+        c.input(
+            2,
+            Input::Peer {
+                from: 1,
+                msg: ReplicaMsg::LogChunk {
+                    copy,
+                    from: 0,
+                    prev_epoch: None,
+                    chunk: LogChunk {
+                        entries: vec![o(0, 9, "stale")],
+                        len: 1,
+                        log_ballot: b(9, 1),
+                    },
+                },
+            },
+        );
+        assert_eq!(c.ids(2), ["a"]);
+        assert!(c.logs[0].contains("ignored a log chunk from replica 1"));
+    }
+
+    #[test]
+    fn chunks_that_do_not_continue_the_copy_start_it_again() {
+        let mut c = Cluster::new([vec![o(0, 1, "a"), o(1, 1, "b")], vec![], vec![]]);
+        c.down.insert(1);
+        let r = c.nodes.get_mut(&2).unwrap();
+        r.start_copy(0, 1);
+        r.copy.as_mut().unwrap().source_ballot = Some(b(1, 1));
+        r.copy.as_mut().unwrap().pos = 1;
+        let copy = r.copy.as_ref().unwrap().id;
+        // The source's log ballot changed between two chunks.
+        c.input(
+            2,
+            Input::Peer {
+                from: 1,
+                msg: ReplicaMsg::LogChunk {
+                    copy,
+                    from: 1,
+                    prev_epoch: Some(1),
+                    chunk: LogChunk {
+                        entries: vec![o(1, 4, "x")],
+                        len: 2,
+                        log_ballot: b(4, 1),
+                    },
+                },
+            },
+        );
+        assert_eq!(c.ids(2), ["a", "b"], "nothing merged");
+        let again = c.node(2).copy.as_ref().unwrap();
+        assert_ne!(again.id, copy);
+        assert_eq!(again.pos, c.node(2).commit());
+        // A chunk whose previous entry differs from the copy so far.
+        let r = c.nodes.get_mut(&2).unwrap();
+        r.copy.as_mut().unwrap().pos = 1;
+        let copy = r.copy.as_ref().unwrap().id;
+        c.input(
+            2,
+            Input::Peer {
+                from: 1,
+                msg: ReplicaMsg::LogChunk {
+                    copy,
+                    from: 1,
+                    prev_epoch: Some(3),
+                    chunk: LogChunk {
+                        entries: vec![o(1, 3, "y")],
+                        len: 2,
+                        log_ballot: b(3, 1),
+                    },
+                },
+            },
+        );
+        assert_eq!(c.ids(2), ["a", "b"]);
+        assert_ne!(c.node(2).copy.as_ref().unwrap().id, copy);
+    }
+
+    #[test]
+    fn finishing_a_copy_promises_the_log_ballot_it_took() {
+        let mut r = Replica::new(1, vec![2, 3], 2, vec![], Meta::default(), 0).0;
+        r.start_copy(0, 2);
+        let copy = r.copy.as_ref().unwrap().id;
+        r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::LogChunk {
+                    copy,
+                    from: 0,
+                    prev_epoch: None,
+                    chunk: LogChunk {
+                        entries: vec![o(0, 4, "a")],
+                        len: 1,
+                        log_ballot: b(4, 2),
+                    },
+                },
+            },
+        );
+        let s = r.status();
+        assert_eq!((s.log_ballot, s.promised), (b(4, 2), b(4, 2)));
+        assert_eq!(r.role(), Role::Follower);
+        // An append of an epoch in between is refused now.
+        let e = r.step(
+            2,
+            Input::Peer {
+                from: 3,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(3, 3),
+                    start: 1,
+                    prev_epoch: Some(4),
+                    entries: vec![],
+                    commit: 0,
+                    view_len: 0,
+                }),
+            },
+        );
+        assert!(e.iter().any(|e| matches!(
+            e,
+            Effect::Send {
+                msg: ReplicaMsg::Refuse { .. },
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_recovering_replica_neither_promises_a_candidate_nor_stores_appends() {
+        let mut r = Replica::new(1, vec![2, 3], 2, vec![], Meta::default(), 0).0;
+        let e = r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::Prepare { ballot: b(1, 2) },
+            },
+        );
+        assert!(e.is_empty());
+        let e = r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::Append(Append {
+                    ballot: b(1, 2),
+                    start: 0,
+                    prev_epoch: None,
+                    entries: vec![o(0, 1, "a")],
+                    commit: 0,
+                    view_len: 0,
+                }),
+            },
+        );
+        assert!(e.is_empty());
+        assert!(r.orders().is_empty());
+        let e = r.step(
+            1,
+            Input::Request {
+                client: 1,
+                request: Request::Notice(b(1, 1)),
+            },
+        );
+        let reply = e.iter().find_map(|e| match e {
+            Effect::Reply { result, .. } => Some(result.clone()),
+            _ => None,
+        });
+        // The reply waits for the promise's write; it is an Unavailable once released.
+        assert!(reply.is_none());
+        let w = r.meta_write;
+        let e = r.step(1, Input::Persisted(w));
+        assert!(e.iter().any(|e| matches!(
+            e,
+            Effect::Reply {
+                result: Err(Error::Unavailable(_)),
+                ..
+            }
+        )));
+        // Messages from strangers are ignored.
+        assert!(r
+            .step(
+                1,
+                Input::Peer {
+                    from: 9,
+                    msg: ReplicaMsg::Probe
+                }
+            )
+            .is_empty());
+        let e = r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::Probe,
+            },
+        );
+        assert!(
+            matches!(&e[..], [Effect::Send { to: 2, msg: ReplicaMsg::ProbeOk(s) }] if s.id == 1 && !s.ready)
+        );
+    }
+
+    #[test]
+    fn the_leader_rolls_forward_takes_without_an_order() {
+        let mut c = led();
+        let call = c.list_call();
+        assert_eq!(
+            call,
+            CatalogCall::List { after: 0, epoch: 1 },
+            "listed at once on leading"
+        );
+        let take = |seq, rid: &str| TakeRecord {
+            seq,
+            request_id: rid.into(),
+            name: "Tux".into(),
+            quantity: 1,
+            age_ms: 0,
+        };
+        // One under way here blocks the page; the one before it is rolled forward.
+        let p = c.ask(3, purchase("busy", true));
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::List {
+                epoch: 1,
+                result: Ok(vec![take(1, "orphan"), take(2, "busy"), take(3, "later")]),
+            }),
+        );
+        c.settle();
+        assert_eq!(c.ids(3), ["orphan"]);
+        assert!(c
+            .logs
+            .iter()
+            .any(|l| l == "3: rolled forward request orphan: order 0 for 1 x Tux"));
+        // The next listing waits a round, and starts after what was reconciled.
+        c.pass(RECONCILE_EVERY - 20);
+        assert!(
+            c.calls
+                .iter()
+                .all(|(_, call)| !matches!(call, CatalogCall::List { .. })),
+            "{:?}",
+            c.calls
+        );
+        c.pass(30);
+        assert_eq!(c.list_call(), CatalogCall::List { after: 1, epoch: 1 });
+        // A listing that failed is asked again a round later; one of another epoch is ignored.
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::List {
+                epoch: 1,
+                result: Err(Error::Unreachable("x".into())),
+            }),
+        );
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::List {
+                epoch: 7,
+                result: Ok(vec![take(2, "zzz")]),
+            }),
+        );
+        assert_eq!(c.ids(3), ["orphan"]);
+        c.pass(RECONCILE_EVERY + 10);
+        assert!(matches!(c.list_call(), CatalogCall::List { after: 1, .. }));
+        let _ = p;
+    }
+
+    #[test]
+    fn a_full_page_of_takes_is_followed_by_the_next_one_at_once() {
+        let mut c = led();
+        c.list_call();
+        let page: Vec<TakeRecord> = (1..=TAKES_PAGE as u64)
+            .map(|seq| TakeRecord {
+                seq,
+                request_id: format!("t{seq}"),
+                name: "Tux".into(),
+                quantity: 1,
+                age_ms: 0,
+            })
+            .collect();
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::List {
+                epoch: 1,
+                result: Ok(page),
+            }),
+        );
+        c.settle();
+        assert_eq!(c.node(3).orders().len(), TAKES_PAGE);
+        c.pass(10);
+        assert_eq!(
+            c.list_call(),
+            CatalogCall::List {
+                after: TAKES_PAGE as u64,
+                epoch: 1
+            }
+        );
+    }
+
+    #[test]
+    fn the_commit_point_is_saved_about_once_a_second() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        assert_eq!(c.node(3).meta().commit, 1);
+        let saved = |c: &Cluster, id| c.node(id).commit_saved;
+        c.pass(SAVE_COMMIT_EVERY + 20);
+        assert_eq!(saved(&c, 3), 1);
+        assert_eq!(saved(&c, 1), 1);
+    }
 }

@@ -11,56 +11,88 @@
 //! id), a new leader first collects the logs of a quorum, and replicas refuse every message of an
 //! older epoch.
 //!
+//! # Where the decisions are
+//!
+//! Every decision is in [`core`]: a pure state machine, `step(now, input) -> effects`, with no
+//! locks, threads, clocks, files or sockets. [`server`] carries its effects out and decides nothing.
+//! The same core runs in `tests/sim.rs`, a deterministic simulation that drives three of them (with
+//! a model of the catalog and a front-end) through thousands of seeded schedules of crashes that lose
+//! unsynced writes, pauses, partitions and lost, duplicated and reordered messages, and checks every
+//! promise below over the whole history; and in `tests/scenarios/*.txt`, scripts that print every
+//! replica's state after each step.
+//!
 //! # Messages
 //!
-//! | from → to | request | what the receiver does before it answers |
+//! Replicas talk in one-way messages ([`ReplicaMsg`](shared::protocol::ReplicaMsg)), posted in
+//! batches to a peer's `POST /internal/msg`, which steps them and answers at once. An answer to a
+//! message is another message, so an acknowledgement can wait for a disk without holding a
+//! connection, and a lost message is only lost: timers send again.
+//!
+//! | from → to | message or request | what the receiver does |
 //! |---|---|---|
-//! | front-end → every replica | `POST /internal/leader` `{ballot}` | refuses an older epoch (409); saves its promise to follow `ballot` to `replica-<id>.json`; the named replica becomes candidate and starts taking over |
-//! | candidate → peers | `POST /internal/prepare` `ballot` | same promise, saved; answers its log ballot, log length and commit point |
-//! | candidate → most up-to-date peer | `GET /internal/log?from=&limit=` | answers a chunk of its log (also used by a restarted replica to catch up) |
-//! | leader → each follower | `POST /internal/append` `{ballot, start, prev_epoch, entries, commit, view_len}` | checks that its entry `start-1` has `prev_epoch`; stores the entries (cutting a conflicting tail), **syncs them to disk**, then answers |
-//! | front-end → leader | `POST /orders` `{request_id, name, quantity}` | the purchase (below) |
-//! | front-end → leader (or any replica) | `GET /orders/<n>` | answers order `n` once it is known committed |
-//! | leader → catalog | `POST /internal/take`, `GET /internal/takes?after=` | take stock once per request id; list takes to roll forward |
+//! | front-end → every replica | `POST /internal/leader` `{ballot}` | refuses an older epoch (409 with its promise); saves its promise, then answers its status; the named replica becomes candidate |
+//! | candidate → peers | `prepare {ballot}` | same promise, saved; then `prepare_ok` with its log ballot, length and commit point |
+//! | candidate or starting replica → peer | `log_request {copy, from, limit}` | answers a `log_chunk` of its log, with the epoch of the entry before it |
+//! | starting replica → peers | `probe` | answers `probe_ok` with its status |
+//! | leader → follower | `append {ballot, start, prev_epoch, entries, commit, view_len}` | checks that its entry `start-1` has `prev_epoch` (else answers a mismatch); stores the entries, cutting a conflicting tail; answers `append_ok` once they are on its disk |
+//! | any → sender of an older ballot | `refuse {ballot, promised}` | a leader or candidate of that ballot steps down |
+//! | front-end → leader | `POST /orders` `{request_id, name, quantity, fresh}` | the purchase (below) |
+//! | front-end → any replica | `GET /orders/<n>` | order `n` once it is known committed; the leader waits a moment for one it holds |
+//! | leader → catalog | `POST /internal/take`, `POST /internal/cancel`, `GET /internal/takes?after=&epoch=` | take stock once per request id; refuse an id for good unless taken; list takes to roll forward |
 //! | anyone → replica | `GET /internal/health` | its role, readiness, ballots, log length, commit point |
 //!
 //! All of these are internal: they need the shared secret when the store runs with `--secret`.
+//! Refusals carry their facts as fields, not prose: a stale message gets `Stale(promised)` (409) and a
+//! purchase sent to a replica that does not lead gets `NotLeader(promised)` (503), both with the
+//! ballot in the error body's `promised` field.
 //!
 //! # A purchase
 //!
-//! 1. The leader looks the request id up in its log: a repeated id (a retry after a failover, or a
-//!    client's retry) gets the first order's number, never a second order.
-//! 2. It refuses with 503, having changed nothing, if fewer followers than a quorum answered in the
-//!    last second.
-//! 3. It takes the stock at the catalog with the request id. The catalog applies a take once per id
-//!    and syncs it to its journal before answering.
-//! 4. It appends the order (number = log length, epoch = its epoch) to its log and file, sends it to
-//!    the followers, and answers once a quorum (itself included) has it **on disk**.
+//! 1. The leader looks the request id up: a repeated id gets the first order's number (once it is
+//!    committed), never a second order; one under way here waits for the same outcome.
+//! 2. It takes the stock at the catalog with the request id and its epoch. The catalog decides each
+//!    id once, for good: taken, or refused (no stock, an epoch older than the newest it saw, or a
+//!    cancel), and it syncs that decision to its journal before answering. A refusal goes back as
+//!    409 and stays one: no delayed or retried take of that id can succeed later.
+//! 3. It appends the order (number = log length, epoch = its epoch) to its log, sends it to the
+//!    followers, and answers once a quorum (itself included) has it **on disk**.
 //!
-//! If the leader dies between 3 and 4, the front-end retries with the same request id on the next
-//! leader, whose take is a repeat (nothing taken twice) and which writes the order. If nobody retries,
-//! the next leader's reconciler finds the take at the catalog without an order and writes the order
-//! itself (roll forward). Stock taken without an order thus always ends as an order. A 503 is given
-//! only before the take: it changed nothing. When the outcome is unknown (the quorum vanished after
-//! the order was written) the answer is 504: the order is kept and completes when a follower returns.
+//! **503 means nothing changed, forever.** A leader that lacks a quorum (fewer followers than a
+//! quorum acknowledged within [`core::LIVE_WINDOW`]) or cannot reach the catalog answers 503 at once
+//! only for a *fresh* purchase (the front-end made its id and no earlier attempt can have reached a
+//! leader). For any other it first asks the catalog to refuse the id for good (`cancel`): if the
+//! catalog confirms, the answer is 503; if the id had been taken (an earlier attempt, maybe through
+//! another leader), the answer is 504 and the take is rolled forward into an order once a quorum is
+//! back; if the catalog cannot be asked, 504.
+//!
+//! **504 means the outcome is unknown**: the take may have happened, or the order is stored but not
+//! yet on a quorum. It completes (retried under the same id, or rolled forward); retrying with the
+//! same request id tells its number.
+//!
+//! **Roll forward.** The leader lists the catalog's takes about once a second (a full page: at
+//! once) and writes an order for every take that has none and no purchase under way here: its leader
+//! died between the take and the order and nobody retried it. Stock taken always ends as an order.
 //!
 //! # Taking over
 //!
 //! A replica named leader becomes a **candidate**: it sends `prepare` to its peers until a quorum
 //! (itself included) has promised its ballot. Among those, the most up-to-date log is the one with the
 //! highest *log ballot* and then the greatest length; the candidate copies what it lacks from that
-//! replica ("fetches every order it lacks before it takes a new one"), sets its own log ballot to its
-//! ballot, and leads. The length of its log at that moment is the *view length*. It then sends each
-//! follower the log from where they agree: a follower that holds all of the view length joins the
-//! ballot (its log ballot becomes the leader's) and drops any tail that an older leader wrote and this
-//! one did not.
+//! replica, sets its own log ballot to its ballot, and leads. The length of its log at that moment is
+//! the *view length*. It then sends each follower the log from where they agree: a follower that
+//! holds all of the view length joins the ballot (its log ballot becomes the leader's) and drops any
+//! tail that an older leader wrote and this one did not. A copy is given up when the copier's promise
+//! changes, and a chunk must continue the copy (same source log ballot, same epoch at the entry
+//! before it); a late chunk of a copy given up is ignored.
 //!
 //! # Why no acknowledged order is lost
 //!
 //! - A replica's log ballot `B` means: its log is a prefix of the log of `B`'s leader, at least as long
-//!   as that leader's view length. It is saved only after the orders it describes are on disk.
+//!   as that leader's view length. It is saved only after the orders it describes are on disk, and a
+//!   replica's promise is never below its log ballot.
 //! - An order acknowledged by the leader of `B` is on disk at a quorum of replicas whose log ballot is
-//!   `B` and whose logs are longer than its number.
+//!   `B` (the leader's own vote counts only once its log ballot is on disk) and whose logs are longer
+//!   than its number. The simulation checks exactly this at every 200.
 //! - A later leader collects a quorum of promises; two quorums share a replica, so one of those it hears
 //!   from holds the order with log ballot `B` or has a newer log ballot. A newer log ballot `B'` means a
 //!   copy of the log of `B'`'s leader, which by the same argument held every order acknowledged before
@@ -70,18 +102,24 @@
 //!   old leader, and one epoch never has two leaders (a replica promises at most one leader per epoch).
 //! - A leader that was paused and resumes sends appends with its old ballot; every replica that promised
 //!   the newer one refuses them, it cannot reach a quorum, and it steps down on the first refusal. The
-//!   orders it wrote alone conflict with the new leader's log and are cut when it follows again.
+//!   orders it wrote alone conflict with the new leader's log and are cut when it follows again; their
+//!   takes are rolled forward by the new leader.
 //!
 //! # On disk before each answer
 //!
+//! Writes carry a number and reach the disk in that order; the core holds every answer that promises
+//! something about the disk until the write it depends on is reported done.
+//!
 //! | answer | on disk first |
 //! |---|---|
-//! | leader notice, prepare | the promise (`replica-<id>.json`, written atomically and synced) |
-//! | append | the orders (`orders-<id>.csv`, appended and synced; concurrent appends share one sync); a new log ballot after them |
+//! | leader notice, `prepare_ok` | the promise (`replica-<id>.json`, written atomically and synced) |
+//! | `append_ok` up to `n` | the orders up to `n` (`orders-<id>.csv`, appended and synced; concurrent appends share one sync), and the new log ballot after them |
+//! | leading (its own vote) | its log ballot |
 //! | purchase 200 | the take in the catalog's journal; the order on a quorum's disks |
+//! | purchase 503 (not fresh) | the catalog's refusal of the id in its journal |
 //!
-//! The commit point in `replica-<id>.json` is saved lazily: a stale one only means more of the log is
-//! compared on a resync.
+//! The commit point in `replica-<id>.json` is saved lazily (about once a second): a stale one only
+//! means more of the log is compared on a resync.
 //!
 //! # Files
 //!
@@ -91,10 +129,10 @@
 //!
 //! # Recovery
 //!
-//! A replica that starts reads its file, asks its peers for their status, and copies the missing
-//! orders from the most up-to-date one in batches of 4,096 orders before it reports ready
-//! ("ready: resynced n orders from replica k"). A replica that started while the others were down
-//! serves after a few seconds with what it has; the leader brings it up to date.
+//! A replica that starts reads its files, asks its peers for their status, and once a majority has
+//! answered copies the missing orders from the most up-to-date one in batches of [`core::BATCH`]
+//! before it serves ("ready: resynced n orders from replica k"). A replica that cannot reach a
+//! majority serves after [`core::RECOVERY_WINDOW`] with what it has; the leader brings it up to date.
 //!
 //! # Quorum
 //!
@@ -105,9 +143,10 @@
 //!
 //! # Threads
 //!
-//! HTTP workers; at start a recovery thread; when chosen, a takeover thread; when leading, one
-//! replicator thread per follower (batches sent one at a time, heartbeats every 100 ms) and a
-//! reconciler thread (once a second); a thread that saves the commit point.
+//! HTTP workers; a disk thread (writes in order, one sync for the appends between two other
+//! writes); one sender thread per peer; a few catalog threads; a ticker that steps time every
+//! [`server::TICK`]. One lock guards the core; effects are handed out under it, so they leave in the
+//! order the core made them.
 
 pub mod core;
 pub mod server;

@@ -107,6 +107,7 @@ struct Shell {
 
 /// One order replica: the core and the threads around it.
 pub struct Replica {
+    id: ReplicaId,
     who: String,
     shell: Mutex<Shell>,
     started: Instant,
@@ -200,6 +201,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     }
     let files = Arc::new(files);
     let replica = Arc::new(Replica {
+        id: config.id,
         who,
         shell: Mutex::new(Shell {
             core,
@@ -426,7 +428,7 @@ impl Replica {
             msgs.extend(rx.try_iter().take(256));
             let orders: usize = msgs.iter().map(orders_in).sum();
             let batch = PeerBatch {
-                from: self.shell.lock().core.id(),
+                from: self.id,
                 msgs,
             };
             let via = if orders > 64 { &bulk } else { &peer };

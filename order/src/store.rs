@@ -86,7 +86,7 @@ pub fn read_orders(path: &Path, who: &str) -> Result<Vec<Order>> {
 impl Files {
     /// Opens the files of replica `id` in `dir` and returns them with the orders and meta they hold.
     pub fn open(dir: &Path, id: ReplicaId) -> Result<(Files, Vec<Order>, Meta)> {
-        std::fs::create_dir_all(dir)?;
+        shared::durable::create_dir_all(dir)?;
         let who = format!("order-{id}");
         let path = orders_path(dir, id);
         let orders = read_orders(&path, &who)?;

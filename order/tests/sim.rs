@@ -102,3 +102,60 @@ fn add(totals: &mut BTreeMap<String, u64>, more: BTreeMap<String, u64>) {
         *totals.entry(k).or_default() += v;
     }
 }
+
+/// Answers other than 200 and 409 in a run.
+fn failures(sim: &Sim) -> Vec<String> {
+    sim.history
+        .values()
+        .flat_map(|r| {
+            r.answers
+                .iter()
+                .filter(|(_, a)| !matches!(a, harness::Outcome::Ok(_) | harness::Outcome::Err(409)))
+                .map(move |(t, a)| format!("{} at {t} ms: {a:?}", r.request_id))
+        })
+        .collect()
+}
+
+#[test]
+fn without_faults_every_purchase_succeeds_or_is_out_of_stock() {
+    for seed in 0..200 {
+        let mut sim = Sim::new(seed, 3, 3, 10, Faults::none());
+        sim.run(2_000, 30_000);
+        let bad = sim.check();
+        assert!(bad.is_empty(), "{}", sim.report(&bad));
+        assert_eq!(failures(&sim), Vec::<String>::new(), "seed {seed}");
+        assert!(
+            sim.history.len() >= 30,
+            "seed {seed}: {}",
+            sim.history.len()
+        );
+    }
+}
+
+#[test]
+fn any_one_replica_down_for_good_leaves_purchases_going() {
+    for seed in 0..60 {
+        let victim = 1 + (seed % 3) as u32;
+        let mut sim = Sim::new(seed, 3, 3, 40, Faults::none());
+        sim.run_until(1_000);
+        sim.crash(victim);
+        sim.run_until(40_000);
+        assert!(
+            sim.clients_done(),
+            "seed {seed}: purchases stopped without replica {victim}"
+        );
+        assert_eq!(
+            failures(&sim),
+            Vec::<String>::new(),
+            "seed {seed}, replica {victim} down"
+        );
+        // Every acknowledged order is on both replicas that remain.
+        let bad: Vec<String> = sim
+            .check()
+            .into_iter()
+            .filter(|b| !b.starts_with("liveness") && !b.starts_with("  replica"))
+            .filter(|b| !b.contains(&format!("replica {victim}'s log differs")))
+            .collect();
+        assert!(bad.is_empty(), "{}", sim.report(&bad));
+    }
+}

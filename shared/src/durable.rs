@@ -258,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn open_creates_a_missing_file_and_keeps_an_existing_one() {
+    fn finding_7_open_creates_a_missing_file_syncs_its_folder_and_keeps_an_existing_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.csv");
         AppendFile::open(&path)
@@ -275,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn create_dir_all_creates_every_missing_folder_and_syncs_their_parents() {
+    fn finding_7_create_dir_all_creates_every_missing_folder_and_syncs_their_parents() {
         let dir = tempfile::tempdir().unwrap();
         let deep = dir.path().join("a/b/c");
         create_dir_all(&deep).unwrap();

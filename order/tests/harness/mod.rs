@@ -71,6 +71,10 @@ pub struct Faults {
     pub partition: f64,
     /// Chance per step of the catalog going down for a while.
     pub catalog_down: f64,
+    /// Chance per step of a power loss: every replica crashes at once (they share one machine).
+    pub power_loss: f64,
+    /// Longest time a disk sync takes (ms).
+    pub slowest_sync: Ms,
 }
 
 impl Faults {
@@ -84,6 +88,8 @@ impl Faults {
             pause: 0.0,
             partition: 0.0,
             catalog_down: 0.0,
+            power_loss: 0.0,
+            slowest_sync: 3,
         }
     }
 
@@ -104,6 +110,12 @@ impl Faults {
             pause: pick(0.02),
             partition: pick(0.03),
             catalog_down: pick(0.01),
+            power_loss: pick(0.004),
+            slowest_sync: if rng.random_bool(0.3) {
+                rng.random_range(4..40)
+            } else {
+                3
+            },
         }
     }
 }
@@ -225,6 +237,10 @@ pub struct Catalog {
     pub restocked: BTreeMap<String, u64>,
     /// False while down.
     pub up: bool,
+    /// Listings of takes answered.
+    pub lists: u64,
+    /// Units set by hand (a scenario's `stock`), per toy.
+    pub set_by_hand: BTreeMap<String, i64>,
 }
 
 impl Catalog {
@@ -287,6 +303,7 @@ impl Catalog {
                 }
             }
             CatalogCall::List { after, epoch } => {
+                self.lists += 1;
                 self.fence = self.fence.max(*epoch);
                 let takes = self
                     .journal
@@ -344,6 +361,8 @@ struct FePurchase {
     maybe_applied: bool,
     /// The client gave the id (a retry after a 504): never fresh.
     client_id: bool,
+    /// The wait before a retry on the same leader, as the front-end's: 5 ms doubling to 100.
+    backoff: Ms,
 }
 
 /// A call of the front-end's under way.
@@ -374,6 +393,9 @@ struct Client {
     retry: Option<(String, String, u64)>,
     busy: bool,
 }
+
+/// The client number of a purchase a scenario makes.
+const SCRIPTED: usize = usize::MAX;
 
 /// The simulated store.
 pub struct Sim {
@@ -409,6 +431,20 @@ pub struct Sim {
     pub logs: Vec<String>,
     /// Counts of what happened: events, faults, answers.
     pub stats: BTreeMap<String, u64>,
+    /// Promises found broken while the run went on (what is on disk when something is promised).
+    pub violations: Vec<String>,
+    /// Extra delay of every message on a link, for scenarios.
+    pub slow: BTreeMap<(Addr, Addr), Ms>,
+    /// How long a replica's disk takes to sync, for scenarios (default: 1 to 3 ms).
+    pub sync_ms: BTreeMap<ReplicaId, Ms>,
+    /// Answers given since the last [`Sim::take_news`], for scenarios.
+    news: Vec<String>,
+    /// False: the catalog restocks only when a scenario says so.
+    pub auto_restock: bool,
+    /// Extra delay of the catalog's answers to takes, for scenarios.
+    pub slow_take_answers: Ms,
+    /// Extra delay of log chunks between replicas, for scenarios.
+    pub slow_chunks: Ms,
 }
 
 impl Sim {
@@ -442,6 +478,13 @@ impl Sim {
             ids: ids.clone(),
             logs: Vec::new(),
             stats: BTreeMap::new(),
+            violations: Vec::new(),
+            slow: BTreeMap::new(),
+            sync_ms: BTreeMap::new(),
+            news: Vec::new(),
+            auto_restock: true,
+            slow_take_answers: 0,
+            slow_chunks: 0,
         };
         for id in &ids {
             sim.nodes.insert(
@@ -617,12 +660,17 @@ impl Sim {
         } else {
             1
         };
+        let mut extra = self.slow.get(&(from, to)).copied().unwrap_or(0);
+        if let Payload::Peer(ReplicaMsg::LogChunk { .. }) = payload {
+            extra += self.slow_chunks;
+        }
         for _ in 0..copies {
-            let delay = if faulty && self.rng.random_bool(self.faults.delay) {
-                self.rng.random_range(50..1500)
-            } else {
-                self.rng.random_range(1..6)
-            };
+            let delay = extra
+                + if faulty && self.rng.random_bool(self.faults.delay) {
+                    self.rng.random_range(50..1500)
+                } else {
+                    self.rng.random_range(1..6)
+                };
             self.schedule(
                 delay,
                 Event::Deliver {
@@ -641,6 +689,7 @@ impl Sim {
         for e in effects {
             match e {
                 Effect::Send { to, msg } => {
+                    self.check_on_disk(id, &msg);
                     self.send(Addr::Replica(id), Addr::Replica(to), Payload::Peer(msg), 0)
                 }
                 Effect::Write { id: w, write } => {
@@ -681,7 +730,8 @@ impl Sim {
                         continue;
                     }
                     // A call always ends: answered, or timed out (handled above).
-                    let d = self.rng.random_range(1..6);
+                    let extra = self.slow.get(&(Addr::Replica(id), Addr::Catalog)).copied();
+                    let d = self.rng.random_range(1..6) + extra.unwrap_or(0);
                     self.schedule(
                         d,
                         Event::Deliver {
@@ -693,6 +743,9 @@ impl Sim {
                     );
                 }
                 Effect::Reply { client, result } => {
+                    if let Ok(Answer::Created(c)) = &result {
+                        self.check_on_quorum(id, c.order_number);
+                    }
                     self.send(
                         Addr::Replica(id),
                         Addr::Frontend,
@@ -707,11 +760,73 @@ impl Sim {
                     if line.starts_with("rolled forward") {
                         self.count("rolled forward");
                     }
+                    self.news.push(format!("order-{id}: {line}"));
                     let l = format!("{:>7} [order-{id}] {line}", self.now);
                     self.logs.push(l.clone());
                     self.note(format!("[order-{id}] {line}"));
                 }
             }
+        }
+    }
+
+    /// What a replica promises in a message must be on its disk when it sends it: an
+    /// acknowledgement the orders and log ballot it names, a promise the promise.
+    fn check_on_disk(&mut self, id: ReplicaId, msg: &ReplicaMsg) {
+        let node = &self.nodes[&id];
+        let (Some(core), disk) = (node.core.as_ref(), &node.disk) else {
+            return;
+        };
+        let bad = match msg {
+            ReplicaMsg::AppendOk { reply, .. } if reply.matched => {
+                let n = reply.len as usize;
+                if disk.orders.len() < n || disk.orders[..n] != core.orders()[..n] {
+                    Some(format!(
+                        "acknowledged {n} orders, {} on disk",
+                        disk.orders.len()
+                    ))
+                } else if disk.meta.log_ballot != reply.log_ballot {
+                    Some(format!(
+                        "acknowledged with log ballot {:?}, {:?} on disk",
+                        reply.log_ballot, disk.meta.log_ballot
+                    ))
+                } else {
+                    None
+                }
+            }
+            ReplicaMsg::PrepareOk { ballot, .. } if disk.meta.promised != *ballot => Some(format!(
+                "promised {ballot:?}, {:?} on disk",
+                disk.meta.promised
+            )),
+            _ => None,
+        };
+        if let Some(b) = bad {
+            self.violations
+                .push(format!("at {} ms replica {id} {b}", self.now));
+        }
+    }
+
+    /// An order answered 200 must be on the disks of a quorum of replicas whose log ballot (on disk)
+    /// is that of the leader that made it, or newer: what the argument that no acknowledged order is
+    /// lost rests on.
+    fn check_on_quorum(&mut self, leader: ReplicaId, n: u64) {
+        let Some(core) = self.nodes[&leader].core.as_ref() else {
+            return;
+        };
+        let order = core.orders()[n as usize].clone();
+        // The leader that made the order, or a later one, had it committed.
+        let holders = self
+            .nodes
+            .values()
+            .filter(|node| {
+                node.disk.meta.log_ballot.epoch >= order.epoch
+                    && node.disk.orders.get(n as usize) == Some(&order)
+            })
+            .count();
+        if holders < self.quorum {
+            self.violations.push(format!(
+                "at {} ms replica {leader} answered 200 for order {n} ({}) while only {holders} replicas held it on disk with a log ballot of its epoch {} or newer",
+                self.now, order.request_id, order.epoch
+            ));
         }
     }
 
@@ -728,7 +843,10 @@ impl Sim {
         }
         disk.syncing = true;
         let upto = *upto;
-        let d = self.rng.random_range(1..4);
+        let d = match self.sync_ms.get(&id) {
+            Some(ms) => *ms,
+            None => self.rng.random_range(1..=self.faults.slowest_sync.max(1)),
+        };
         self.schedule(
             d,
             Event::Synced {
@@ -801,6 +919,13 @@ impl Sim {
             self.note(format!("cut {cuts:?}"));
             let after = self.rng.random_range(100..3000);
             self.schedule(after, Event::Heal(Heal::Reconnect(cuts)));
+        } else if self.rng.random_bool(f.power_loss / 20.0) {
+            self.count("fault: power loss");
+            for id in self.ids.clone() {
+                self.crash(id);
+                let after = self.rng.random_range(100..2000);
+                self.schedule(after, Event::Heal(Heal::Restart(id)));
+            }
         } else if self.rng.random_bool(f.catalog_down / 20.0) && self.catalog.up {
             self.catalog.up = false;
             self.count("fault: catalog down");
@@ -908,13 +1033,8 @@ impl Sim {
             }
             Event::Restock => {
                 self.schedule(RESTOCK_EVERY, Event::Restock);
-                if self.catalog.up {
-                    for (name, s) in self.catalog.stock.iter_mut() {
-                        if *s == 0 {
-                            *s = STOCK;
-                            *self.catalog.restocked.entry(name.clone()).or_default() += STOCK;
-                        }
-                    }
+                if self.catalog.up && self.auto_restock {
+                    self.restock();
                 }
             }
             Event::Monitor => {
@@ -998,6 +1118,30 @@ impl Sim {
                 }
                 let reply = self.catalog.call(&call);
                 self.note(format!("catalog {reply:?}"));
+                let what = match &reply {
+                    CatalogReply::Take { take, result } => Some(format!(
+                        "take {} from order-{id} (epoch {}): {}",
+                        take.request_id,
+                        take.epoch,
+                        match result {
+                            Ok(r) if r.repeated => "a repeat".to_string(),
+                            Ok(_) => "taken".to_string(),
+                            Err(e) => format!("refused, {}", e.message()),
+                        }
+                    )),
+                    CatalogReply::Cancel { cancel, result } => Some(format!(
+                        "cancel {} from order-{id}: {}",
+                        cancel.request_id,
+                        match result {
+                            Ok(CancelReply { taken: Some(_) }) => "it was taken",
+                            _ => "refused for good",
+                        }
+                    )),
+                    CatalogReply::List { .. } => None,
+                };
+                if let Some(w) = what {
+                    self.news.push(format!("catalog: {w}"));
+                }
                 if !self.reachable(Addr::Catalog, from) {
                     self.schedule(
                         CATALOG_TIMEOUT,
@@ -1010,7 +1154,10 @@ impl Sim {
                     );
                     return;
                 }
-                let d = self.rng.random_range(1..6);
+                let mut d = self.rng.random_range(1..6);
+                if matches!(reply, CatalogReply::Take { .. }) {
+                    d += self.slow_take_answers;
+                }
                 self.schedule(
                     d,
                     Event::Deliver {
@@ -1195,11 +1342,15 @@ impl Sim {
                 self.fe_reselect(to);
                 self.schedule_retry(p, 5);
             }
+            Some(Err(Error::Indeterminate(_))) => {
+                fp.maybe_applied = true;
+                let after = fp.backoff;
+                fp.backoff = (after * 2).min(100);
+                self.schedule_retry(p, after);
+            }
             Some(Err(_)) | None => {
                 fp.maybe_applied = true;
-                if result.is_none() {
-                    self.fe_reselect(to);
-                }
+                self.fe_reselect(to);
                 self.schedule_retry(p, 5);
             }
             Some(Ok(_)) => self.fe_finish(p, Outcome::Err(500)),
@@ -1237,6 +1388,15 @@ impl Sim {
                 answers: Vec::new(),
             });
         rec.answers.push((self.now, outcome.clone()));
+        let shown = match &outcome {
+            Outcome::Ok(n) => format!("200, order {n}"),
+            Outcome::Err(c) => c.to_string(),
+        };
+        self.news
+            .push(format!("answer {}: {shown}", fp.purchase.request_id));
+        if fp.client == SCRIPTED {
+            return;
+        }
         let c = &mut self.clients[fp.client];
         c.busy = false;
         c.retry = match outcome {
@@ -1284,9 +1444,143 @@ impl Sim {
                 started: self.now,
                 maybe_applied: false,
                 client_id,
+                backoff: 5,
             },
         );
         self.fe_attempt(p);
+    }
+
+    /// A purchase a scenario makes through the front-end; `client_id`: the client gives the id
+    /// (as when it retries after a 504), so it is never fresh.
+    pub fn buy(&mut self, request_id: &str, name: &str, quantity: u64, client_id: bool) {
+        let p = self.fe.next_purchase;
+        self.fe.next_purchase += 1;
+        self.fe.purchases.insert(
+            p,
+            FePurchase {
+                client: SCRIPTED,
+                purchase: Purchase {
+                    request_id: request_id.to_string(),
+                    name: name.to_string(),
+                    quantity,
+                    fresh: false,
+                },
+                started: self.now,
+                maybe_applied: false,
+                client_id,
+                backoff: 5,
+            },
+        );
+        self.fe_attempt(p);
+    }
+
+    /// The last answer to a purchase with this id.
+    pub fn answer(&self, request_id: &str) -> Option<&Outcome> {
+        self.history
+            .get(request_id)
+            .and_then(|r| r.answers.last())
+            .map(|(_, a)| a)
+    }
+
+    /// True while a purchase with this id is under way at the front-end.
+    pub fn pending(&self, request_id: &str) -> bool {
+        self.fe
+            .purchases
+            .values()
+            .any(|p| p.purchase.request_id == request_id)
+    }
+
+    /// Makes the front-end choose replica `id` in a new epoch and tell everyone.
+    pub fn choose(&mut self, id: ReplicaId) {
+        let seen = self
+            .nodes
+            .values()
+            .filter_map(|n| n.core.as_ref().map(|c| c.status().promised.epoch))
+            .max()
+            .unwrap_or(0);
+        let ballot = Ballot {
+            epoch: seen.max(self.fe.known_epoch) + 1,
+            leader: id,
+        };
+        self.fe.known_epoch = ballot.epoch;
+        self.fe.leader = Some(ballot);
+        self.fe.missed = 0;
+        for r in self.ids.clone() {
+            self.fe_call(r, FeCall::Notice, core::Request::Notice(ballot));
+        }
+    }
+
+    /// The front-end's choice.
+    pub fn choice(&self) -> Option<Ballot> {
+        self.fe.leader
+    }
+
+    /// Adds a line to what happened.
+    pub fn note_news(&mut self, line: String) {
+        self.news.push(line);
+    }
+
+    /// What happened since the last call: replicas' log lines and answers to purchases.
+    pub fn take_news(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.news)
+    }
+
+    /// One line per replica: its role, promise, log ballot, log, commit point and disk.
+    pub fn describe(&self) -> Vec<String> {
+        let b = |b: Ballot| format!("{}/{}", b.epoch, b.leader);
+        self.nodes
+            .iter()
+            .map(|(id, n)| match &n.core {
+                None => format!("order-{id}: down; on disk [{}]", ids_of(&n.disk.orders)),
+                Some(c) => {
+                    let s = c.status();
+                    let role = format!("{:?}", s.role).to_lowercase();
+                    let paused = if n.paused { " (paused)" } else { "" };
+                    format!(
+                        "order-{id}: {role}{paused} promised {} log {} commit {} durable {} [{}]",
+                        b(s.promised),
+                        b(s.log_ballot),
+                        s.commit,
+                        c.durable(),
+                        ids_of(c.orders())
+                    )
+                }
+            })
+            .chain(std::iter::once({
+                let c = &self.catalog;
+                let stock: Vec<String> = c.stock.iter().map(|(t, q)| format!("{t} {q}")).collect();
+                format!(
+                    "catalog{}: stock {}; takes [{}]; refused [{}]; fence {}; listings {}",
+                    if c.up { "" } else { " (down)" },
+                    stock.join(", "),
+                    c.journal.join(" "),
+                    c.refused.iter().cloned().collect::<Vec<_>>().join(" "),
+                    c.fence,
+                    c.lists
+                )
+            }))
+            .collect()
+    }
+
+    /// Sets the catalog's stock of a toy.
+    pub fn set_stock(&mut self, toy: &str, quantity: u64) {
+        let old = self
+            .catalog
+            .stock
+            .insert(toy.to_string(), quantity)
+            .unwrap_or(0);
+        *self.catalog.set_by_hand.entry(toy.to_string()).or_default() +=
+            quantity as i64 - old as i64;
+    }
+
+    /// Restocks now, as the catalog's timer does.
+    pub fn restock(&mut self) {
+        for (name, s) in self.catalog.stock.iter_mut() {
+            if *s == 0 {
+                *s = STOCK;
+                *self.catalog.restocked.entry(name.clone()).or_default() += STOCK;
+            }
+        }
     }
 
     /// True when every client is done.
@@ -1346,7 +1640,7 @@ impl Sim {
 
     /// Every promise the store makes, checked over the history; the list of violations.
     pub fn check(&self) -> Vec<String> {
-        let mut bad = Vec::new();
+        let mut bad: Vec<String> = self.violations.iter().take(5).cloned().collect();
         if !self.clients_done() {
             bad.push("liveness: some purchases were never answered after healing".into());
         }
@@ -1357,7 +1651,7 @@ impl Sim {
                     bad.push(format!(
                         "  replica {id}: {:?} len {} commit {} {:?}",
                         c.role(),
-                        c.len(),
+                        c.orders().len(),
                         c.commit(),
                         c.status().promised
                     ));
@@ -1452,9 +1746,10 @@ impl Sim {
                 .sum();
             let restocked = self.catalog.restocked.get(toy).copied().unwrap_or(0);
             let stock = self.catalog.stock[toy];
-            if stock + taken != STOCK + restocked {
+            let by_hand = self.catalog.set_by_hand.get(toy).copied().unwrap_or(0);
+            if (stock + taken) as i64 != (STOCK + restocked) as i64 + by_hand {
                 bad.push(format!(
-                    "{toy}: stock {stock} + ordered {taken} != {STOCK} + restocked {restocked}"
+                    "{toy}: stock {stock} + ordered {taken} != {STOCK} + restocked {restocked} + set by hand {by_hand}"
                 ));
             }
         }
@@ -1486,6 +1781,15 @@ impl Sim {
         );
         s
     }
+}
+
+/// The request ids of orders, with their epochs: `r1@1 r2@2`.
+fn ids_of(orders: &[Order]) -> String {
+    orders
+        .iter()
+        .map(|o| format!("{}@{}", o.request_id, o.epoch))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn short_msg(m: &ReplicaMsg) -> String {
