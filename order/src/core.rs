@@ -45,6 +45,9 @@ pub const TAKEOVER_GRACE: Ms = 500;
 pub const CANDIDATE_PATIENCE: Ms = 1000;
 /// How often a candidate or a starting replica asks its peers again, and resends a lost log request.
 pub const RETRY: Ms = 200;
+/// A copy that has had no chunk for this long is given up, and the peers are asked again: its
+/// source may be gone, and another replica may hold the same log.
+pub const COPY_PATIENCE: Ms = 1000;
 /// How long a starting replica tries to reach a quorum of peers before it serves with what it has.
 pub const RECOVERY_WINDOW: Ms = 3000;
 /// How often the leader lists the catalog's takes to roll forward the ones without an order.
@@ -292,6 +295,8 @@ struct Copy {
     /// Next position to ask for.
     pos: u64,
     asked_at: Ms,
+    /// When the last chunk was merged (or the copy began).
+    progress_at: Ms,
     /// Orders this copy added.
     added: u64,
 }
@@ -687,17 +692,11 @@ impl Replica {
             self.role = Role::Follower;
         }
         let promised = self.promised;
-        for (client, _, request) in std::mem::take(&mut self.parked) {
-            let e = match request {
-                Request::Purchase(p) if !p.fresh => Error::Indeterminate(
-                    "leadership changed while the purchase waited; retry with the same request id"
-                        .into(),
-                ),
-                _ => Error::NotLeader(promised),
-            };
+        // What waited for this replica to lead was not begun here: the new leader serves it.
+        for (client, _, _) in std::mem::take(&mut self.parked) {
             self.out.push(Effect::Reply {
                 client,
-                result: Err(e),
+                result: Err(Error::NotLeader(promised)),
             });
         }
         for (n, waiters) in std::mem::take(&mut self.commit_waiters) {
@@ -758,11 +757,9 @@ impl Replica {
             self.reply(client, Err(Error::Stale(self.promised)));
             return;
         }
+        // A leader or candidate of another choice stepped down in `promise`.
         self.promise(now, b);
         let result = if b.leader != self.id {
-            if self.role == Role::Leader || self.role == Role::Candidate {
-                self.step_down(now);
-            }
             Ok(())
         } else if self.role == Role::Recovering {
             Err(Error::Unavailable("still catching up after a start".into()))
@@ -1452,6 +1449,7 @@ impl Replica {
             source_ballot: None,
             pos,
             asked_at: now,
+            progress_at: now,
             added: 0,
         });
         self.send(
@@ -1501,6 +1499,7 @@ impl Replica {
         c.pos = pos + chunk.entries.len() as u64;
         c.added += written;
         c.asked_at = now;
+        c.progress_at = now;
         if c.pos < chunk.len && !chunk.entries.is_empty() {
             let next = ReplicaMsg::LogRequest {
                 copy: c.id,
@@ -1591,6 +1590,27 @@ impl Replica {
 
     fn tick(&mut self, now: Ms) {
         self.expire(now);
+        if self
+            .copy
+            .as_ref()
+            .is_some_and(|c| now >= c.progress_at + COPY_PATIENCE)
+        {
+            let c = self.copy.take().expect("copy");
+            self.out.push(Effect::Log(format!(
+                "the copy from replica {} made no progress; asking the replicas again",
+                c.source
+            )));
+            // What the peers said is asked again, so that the best log among those that answer now
+            // is copied instead.
+            if let Some(k) = &mut self.candidacy {
+                k.answers.clear();
+                k.asked_at = now.saturating_sub(RETRY);
+            }
+            if let Some(r) = &mut self.recovery {
+                r.answers.clear();
+                r.asked_at = now.saturating_sub(RETRY);
+            }
+        }
         if let Some(c) = &mut self.copy {
             if now >= c.asked_at + RETRY {
                 c.asked_at = now;
@@ -2451,6 +2471,44 @@ mod tests {
         c.pass(REQUEST_DEADLINE);
         assert_eq!(status_of(c.answer(q).unwrap()), 503);
         assert_eq!(status_of(c.answer(p).unwrap()), 504);
+    }
+
+    #[test]
+    fn a_candidate_lets_order_queries_wait_until_it_leads() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.down.insert(1);
+        c.down.insert(2);
+        for r in 1..=3 {
+            c.ask(r, Request::Notice(b(1, 3)));
+        }
+        assert_eq!(c.node(3).role(), Role::Candidate);
+        let q = c.ask(3, Request::Order(0));
+        let p = c.ask(3, purchase("r1", true));
+        assert_eq!(c.answer(q), None);
+        c.down.remove(&2);
+        c.pass(RETRY + 20);
+        assert_eq!(c.node(3).role(), Role::Leader);
+        assert_eq!(
+            status_of(c.answer(q).unwrap()),
+            404,
+            "no such order, once it leads"
+        );
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        // A leader answers at once for an order it does not hold.
+        let q = c.ask(3, Request::Order(1));
+        assert_eq!(status_of(c.answer(q).unwrap()), 404);
+        // What waits on a candidate that is replaced is told who leads.
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.down.insert(1);
+        c.down.insert(2);
+        c.ask(3, Request::Notice(b(1, 3)));
+        let q = c.ask(3, Request::Order(0));
+        let p = c.ask(3, purchase("r2", false));
+        c.ask(3, Request::Notice(b(2, 2)));
+        assert_eq!(c.answer(q), Some(&Err(Error::NotLeader(b(2, 2)))));
+        assert_eq!(c.answer(p), Some(&Err(Error::NotLeader(b(2, 2)))));
+        assert_eq!(c.node(3).role(), Role::Follower);
     }
 
     #[test]

@@ -718,15 +718,7 @@ impl Sim {
                             let reply = self.catalog.call(&call);
                             self.note(format!("catalog applied {reply:?}, answer lost"));
                         }
-                        self.schedule(
-                            CATALOG_TIMEOUT,
-                            Event::CallTimeout {
-                                id,
-                                incarnation,
-                                call,
-                                unreachable: false,
-                            },
-                        );
+                        self.time_out(id, incarnation, call);
                         continue;
                     }
                     // A call always ends: answered, or timed out (handled above).
@@ -828,6 +820,17 @@ impl Sim {
                 self.now, order.request_id, order.epoch
             ));
         }
+    }
+
+    /// Replica `id`'s catalog call ends in a timeout: its outcome is unknown to the replica.
+    fn time_out(&mut self, id: ReplicaId, incarnation: u64, call: CatalogCall) {
+        let e = Event::CallTimeout {
+            id,
+            incarnation,
+            call,
+            unreachable: false,
+        };
+        self.schedule(CATALOG_TIMEOUT, e);
     }
 
     /// Starts a sync of what replica `id` has queued, unless one is under way.
@@ -1105,15 +1108,7 @@ impl Sim {
                 let Addr::Replica(id) = from else { return };
                 let Payload::Call(call) = payload else { return };
                 if !self.catalog.up {
-                    self.schedule(
-                        CATALOG_TIMEOUT,
-                        Event::CallTimeout {
-                            id,
-                            incarnation,
-                            call,
-                            unreachable: false,
-                        },
-                    );
+                    self.time_out(id, incarnation, call);
                     return;
                 }
                 let reply = self.catalog.call(&call);
@@ -1143,15 +1138,7 @@ impl Sim {
                     self.news.push(format!("catalog: {w}"));
                 }
                 if !self.reachable(Addr::Catalog, from) {
-                    self.schedule(
-                        CATALOG_TIMEOUT,
-                        Event::CallTimeout {
-                            id,
-                            incarnation,
-                            call,
-                            unreachable: false,
-                        },
-                    );
+                    self.time_out(id, incarnation, call);
                     return;
                 }
                 let mut d = self.rng.random_range(1..6);
@@ -1428,50 +1415,44 @@ impl Sim {
                 (format!("s{}-c{c}-{n}", self.seed), name, q, false)
             }
         };
+        self.clients[c].busy = true;
+        self.fe_start(c, request_id, name, quantity, client_id);
+    }
+
+    /// The front-end starts a purchase for `client` and makes its first attempt.
+    fn fe_start(
+        &mut self,
+        client: usize,
+        request_id: String,
+        name: String,
+        quantity: u64,
+        client_id: bool,
+    ) {
         let p = self.fe.next_purchase;
         self.fe.next_purchase += 1;
-        self.clients[c].busy = true;
-        self.fe.purchases.insert(
-            p,
-            FePurchase {
-                client: c,
-                purchase: Purchase {
-                    request_id,
-                    name,
-                    quantity,
-                    fresh: false,
-                },
-                started: self.now,
-                maybe_applied: false,
-                client_id,
-                backoff: 5,
-            },
-        );
+        let purchase = Purchase {
+            request_id,
+            name,
+            quantity,
+            fresh: false,
+        };
+        let fp = FePurchase {
+            client,
+            purchase,
+            started: self.now,
+            maybe_applied: false,
+            client_id,
+            backoff: 5,
+        };
+        self.fe.purchases.insert(p, fp);
         self.fe_attempt(p);
     }
 
     /// A purchase a scenario makes through the front-end; `client_id`: the client gives the id
     /// (as when it retries after a 504), so it is never fresh.
     pub fn buy(&mut self, request_id: &str, name: &str, quantity: u64, client_id: bool) {
-        let p = self.fe.next_purchase;
-        self.fe.next_purchase += 1;
-        self.fe.purchases.insert(
-            p,
-            FePurchase {
-                client: SCRIPTED,
-                purchase: Purchase {
-                    request_id: request_id.to_string(),
-                    name: name.to_string(),
-                    quantity,
-                    fresh: false,
-                },
-                started: self.now,
-                maybe_applied: false,
-                client_id,
-                backoff: 5,
-            },
-        );
-        self.fe_attempt(p);
+        let (id, toy) = (request_id.to_string(), name.to_string());
+        self.fe_start(SCRIPTED, id, toy, quantity, client_id);
     }
 
     /// The last answer to a purchase with this id.
