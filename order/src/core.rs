@@ -555,6 +555,8 @@ impl Replica {
         for (_, d) in ready {
             self.release(d);
         }
+        // A candidate whose own promise was the last thing missing takes over now.
+        self.maybe_take_over(now);
         self.maybe_advance_commit(now);
     }
 
@@ -2509,6 +2511,262 @@ mod tests {
         assert_eq!(c.answer(q), Some(&Err(Error::NotLeader(b(2, 2)))));
         assert_eq!(c.answer(p), Some(&Err(Error::NotLeader(b(2, 2)))));
         assert_eq!(c.node(3).role(), Role::Follower);
+    }
+
+    #[test]
+    fn a_request_id_used_for_another_quantity_is_refused() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        let other = c.ask(
+            3,
+            Request::Purchase(Purchase {
+                request_id: "r1".into(),
+                name: "Tux".into(),
+                quantity: 2,
+                fresh: false,
+            }),
+        );
+        assert_eq!(status_of(c.answer(other).unwrap()), 409);
+        // ...also while the first is under way.
+        let p = c.ask(3, purchase("r2", true));
+        let other = c.ask(
+            3,
+            Request::Purchase(Purchase {
+                request_id: "r2".into(),
+                name: "Tux".into(),
+                quantity: 3,
+                fresh: true,
+            }),
+        );
+        assert_eq!(status_of(c.answer(other).unwrap()), 409);
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(1)));
+    }
+
+    #[test]
+    fn a_purchase_joined_by_a_retry_that_is_not_fresh_is_not_fresh() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        let q = c.ask(3, purchase("r1", false));
+        c.answer_take(Err(Error::Unreachable("refused".into())));
+        assert_eq!(c.answer(p), None, "it may have been taken before: no 503");
+        assert_eq!(c.answer(q), None);
+        c.pass(TAKE_RETRY + 10);
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        assert_eq!(c.answer(q), Some(&created(0)));
+    }
+
+    #[test]
+    fn the_takeover_grace_is_counted_from_when_it_began_to_lead() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.pass(5_000);
+        for r in 1..=3 {
+            c.ask(r, Request::Notice(b(1, 3)));
+        }
+        assert_eq!(c.node(3).role(), Role::Leader);
+        let since = c.now;
+        c.down.insert(1);
+        c.down.insert(2);
+        c.input(3, Input::Unreachable(1));
+        c.input(3, Input::Unreachable(2));
+        let p = c.ask(3, purchase("r1", true));
+        assert_eq!(c.answer(p), None, "waits within the grace");
+        c.now = since + TAKEOVER_GRACE;
+        let q = c.ask(3, purchase("r2", true));
+        assert_eq!(status_of(c.answer(q).unwrap()), 503, "not at its end");
+        c.input(3, Input::Tick);
+        assert_eq!(status_of(c.answer(p).unwrap()), 503);
+    }
+
+    #[test]
+    fn stray_answers_are_ignored() {
+        let mut c = led();
+        // A cancel answer for a purchase whose take is under way.
+        let p = c.ask(3, purchase("r1", true));
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::Cancel {
+                cancel: CancelRequest {
+                    request_id: "r1".into(),
+                    epoch: 1,
+                },
+                result: Ok(CancelReply { taken: None }),
+            }),
+        );
+        assert_eq!(c.answer(p), None);
+        c.answer_take(taken());
+        assert_eq!(c.answer(p), Some(&created(0)));
+        // A listing nobody asked for (none is under way).
+        let asked = c.list_call();
+        let CatalogCall::List { epoch, .. } = asked else {
+            panic!()
+        };
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::List {
+                epoch,
+                result: Ok(vec![]),
+            }),
+        );
+        c.input(
+            3,
+            Input::Catalog(CatalogReply::List {
+                epoch,
+                result: Ok(vec![TakeRecord {
+                    seq: 9,
+                    request_id: "stray".into(),
+                    name: "Tux".into(),
+                    quantity: 1,
+                    age_ms: 0,
+                }]),
+            }),
+        );
+        assert_eq!(c.ids(3), ["r1"]);
+        // A prepare answer for another ballot, or naming another replica, counts for nothing.
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.down.insert(1);
+        c.down.insert(2);
+        c.ask(3, Request::Notice(b(1, 3)));
+        let mut status = c.node(1).status();
+        status.promised = b(1, 3);
+        let ok = |ballot, status| Input::Peer {
+            from: 1,
+            msg: ReplicaMsg::PrepareOk { ballot, status },
+        };
+        c.input(3, ok(b(0, 3), status.clone()));
+        let mut other = status.clone();
+        other.id = 2;
+        c.input(3, ok(b(1, 3), other));
+        c.settle();
+        assert_eq!(c.node(3).role(), Role::Candidate);
+        c.input(3, ok(b(1, 3), status));
+        c.settle();
+        assert_eq!(c.node(3).role(), Role::Leader);
+        // A refusal of a ballot it no longer has changes nothing.
+        c.input(
+            3,
+            Input::Peer {
+                from: 1,
+                msg: ReplicaMsg::Refuse {
+                    ballot: b(0, 3),
+                    promised: b(5, 1),
+                },
+            },
+        );
+        assert_eq!(c.node(3).role(), Role::Leader);
+        // Probe answers while not starting, naming another replica, or during a copy.
+        let mut r = Replica::new(1, vec![2, 3], 2, vec![], Meta::default(), 0).0;
+        let mut s2 = r.status();
+        s2.id = 3;
+        s2.len = 5;
+        r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::ProbeOk(s2),
+            },
+        );
+        assert_eq!(
+            r.role(),
+            Role::Recovering,
+            "an answer naming another replica is not counted"
+        );
+        r.start_copy(1, 3);
+        let mut s3 = r.status();
+        s3.id = 2;
+        r.step(
+            2,
+            Input::Peer {
+                from: 2,
+                msg: ReplicaMsg::ProbeOk(s3),
+            },
+        );
+        assert!(
+            r.recovery.as_ref().unwrap().answers.is_empty(),
+            "not during a copy"
+        );
+    }
+
+    #[test]
+    fn a_refusal_steps_a_leader_down_only_when_it_is_newer() {
+        let refuse = |promised| Input::Peer {
+            from: 1,
+            msg: ReplicaMsg::Refuse {
+                ballot: b(1, 3),
+                promised,
+            },
+        };
+        let mut c = led();
+        c.input(3, refuse(b(0, 1)));
+        assert_eq!(c.node(3).role(), Role::Leader, "an older promise");
+        c.input(3, refuse(b(1, 2)));
+        assert_eq!(
+            c.node(3).role(),
+            Role::Follower,
+            "another leader of the same epoch"
+        );
+    }
+
+    #[test]
+    fn a_candidate_leads_only_once_its_own_promise_is_on_disk() {
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.slow_disk.insert(3);
+        for r in 1..=3 {
+            c.ask(r, Request::Notice(b(1, 3)));
+        }
+        assert_eq!(
+            c.node(3).role(),
+            Role::Candidate,
+            "its peers promised, its disk has not"
+        );
+        c.release_disk(3);
+        assert_eq!(c.node(3).role(), Role::Leader);
+    }
+
+    #[test]
+    fn a_candidate_copies_nothing_from_a_peer_with_the_same_log() {
+        let log = vec![o(0, 1, "a")];
+        let mut c = Cluster::new([log.clone(), log.clone(), log]);
+        c.sent.clear();
+        c.elect(3, 2);
+        assert_eq!(c.node(3).role(), Role::Leader);
+        assert!(!c
+            .sent
+            .iter()
+            .any(|(_, _, m)| matches!(m, ReplicaMsg::LogRequest { .. })));
+    }
+
+    #[test]
+    fn a_follower_far_behind_gets_batch_after_batch_without_waiting_for_heartbeats() {
+        let n = BATCH as usize * 2 + 10;
+        let log: Vec<Order> = (0..n).map(|i| o(i as u64, 1, &format!("r{i}"))).collect();
+        let mut c = Cluster::new([vec![], vec![], vec![]]);
+        c.down.insert(1);
+        c.down.insert(2);
+        c.down.insert(3);
+        // Replica 3 has the long log; 1 is empty and 2 away.
+        let peers = vec![1, 2];
+        let meta = Meta {
+            promised: b(1, 3),
+            log_ballot: b(1, 3),
+            commit: n as u64,
+        };
+        let (r3, _) = Replica::new(3, peers, 2, log, meta, 0);
+        c.nodes.insert(3, r3);
+        c.nodes.get_mut(&3).unwrap().role = Role::Follower;
+        c.nodes.get_mut(&3).unwrap().recovery = None;
+        c.down.remove(&1);
+        c.down.remove(&3);
+        c.elect(3, 2);
+        assert_eq!(c.node(3).role(), Role::Leader);
+        assert_eq!(
+            c.node(1).orders().len(),
+            n,
+            "all of it, with no tick in between"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The replica's I/O: it carries out what [`core::Replica`](crate::core::Replica) decides, and
+//! The replica's I/O: it carries out what [`core::Replica`] decides, and
 //! decides nothing itself.
 //!
 //! One lock guards the core. Every input (an HTTP request, a peer's message, a finished write, a
@@ -59,7 +59,7 @@ pub struct Config {
     /// Address to listen on (default: the host and port of this id's URL in --replicas).
     #[arg(long, env = "TOYSTORE_LISTEN")]
     pub listen: Option<String>,
-    /// Folder of orders-<id>.csv and replica-<id>.json.
+    /// Folder of `orders-<id>.csv` and `replica-<id>.json`.
     #[arg(long, env = "TOYSTORE_DATA", default_value = "data")]
     pub data: PathBuf,
     /// The catalog's URL.
