@@ -1473,15 +1473,16 @@ impl Replica {
         prev_epoch: Option<Epoch>,
         chunk: LogChunk,
     ) {
-        match &self.copy {
-            Some(c) if c.id == id && c.source == from && c.pos == pos => {}
-            Some(c) if c.id == id => return, // a duplicate
-            _ => {
-                self.out.push(Effect::Log(format!(
-                    "ignored a log chunk from replica {from} for a copy given up"
-                )));
-                return;
-            }
+        if !self
+            .copy
+            .as_ref()
+            .is_some_and(|c| c.id == id && c.source == from && c.pos == pos)
+        {
+            // Of a copy given up, or a duplicate of one already merged.
+            self.out.push(Effect::Log(format!(
+                "ignored a log chunk from replica {from} that does not continue a copy"
+            )));
+            return;
         }
         let c = self.copy.as_ref().expect("copy");
         let stitched = c.source_ballot.is_none_or(|b| b == chunk.log_ballot)
@@ -3048,7 +3049,7 @@ mod tests {
             },
         );
         assert_eq!(c.ids(2), ["a"]);
-        assert!(c.logs[0].contains("ignored a log chunk from replica 1"));
+        assert!(c.logs[0].contains("ignored a log chunk from replica 1 that does not continue"));
     }
 
     #[test]
@@ -3103,6 +3104,60 @@ mod tests {
         );
         assert_eq!(c.ids(2), ["a", "b"]);
         assert_ne!(c.node(2).copy.as_ref().unwrap().id, copy);
+    }
+
+    #[test]
+    fn a_copy_longer_than_a_chunk_is_fetched_chunk_after_chunk() {
+        let n = BATCH as usize * 2 + 10;
+        let log: Vec<Order> = (0..n).map(|i| o(i as u64, 1, &format!("r{i}"))).collect();
+        let mut c = Cluster::new([log, vec![], vec![]]);
+        assert_eq!(c.node(2).orders().len(), n);
+        assert_eq!(c.node(3).orders().len(), n);
+        assert!(c
+            .logs
+            .iter()
+            .any(|l| l.starts_with(&format!("2: ready: resynced {n} orders"))));
+    }
+
+    #[test]
+    fn chunks_of_another_copy_source_or_place_are_ignored() {
+        let mut c = Cluster::new([vec![o(0, 1, "a")], vec![], vec![]]);
+        c.down.insert(1);
+        c.down.insert(3);
+        let chunk = |copy, from, pos| Input::Peer {
+            from,
+            msg: ReplicaMsg::LogChunk {
+                copy,
+                from: pos,
+                prev_epoch: None,
+                chunk: LogChunk {
+                    entries: vec![o(0, 7, "x")],
+                    len: 1,
+                    log_ballot: b(7, 1),
+                },
+            },
+        };
+        let r = c.nodes.get_mut(&2).unwrap();
+        r.start_copy(0, 1);
+        let old = r.copy.as_ref().unwrap().id;
+        r.start_copy(0, 1);
+        let copy = r.copy.as_ref().unwrap().id;
+        r.copy.as_mut().unwrap().pos = 0;
+        c.logs.clear();
+        c.input(2, chunk(old, 1, 0));
+        c.input(2, chunk(copy, 3, 0));
+        c.input(2, chunk(copy, 1, 1));
+        assert_eq!(c.ids(2), ["a"], "nothing merged");
+        assert_eq!(c.logs.len(), 3);
+        assert!(c
+            .logs
+            .iter()
+            .all(|l| l.contains("does not continue a copy")));
+        assert_eq!(
+            c.node(2).copy.as_ref().unwrap().id,
+            copy,
+            "the copy goes on"
+        );
     }
 
     #[test]
