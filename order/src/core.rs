@@ -2106,6 +2106,85 @@ mod tests {
     }
 
     #[test]
+    fn a_starting_replica_waits_for_a_majority_whatever_the_quorum() {
+        let ok = |id, len| {
+            ReplicaMsg::ProbeOk(ReplicaStatus {
+                id,
+                role: Role::Follower,
+                ready: true,
+                promised: Ballot::default(),
+                log_ballot: Ballot::default(),
+                len,
+                commit: 0,
+            })
+        };
+        // Three replicas, --quorum 1: still two of three (itself and one peer).
+        let mut r = Replica::new(1, vec![2, 3], 1, vec![], Meta::default(), 0).0;
+        assert_eq!(r.role(), Role::Recovering);
+        r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ok(2, 0),
+            },
+        );
+        assert_eq!(r.role(), Role::Follower);
+        // Five replicas: three of five.
+        let mut r = Replica::new(1, vec![2, 3, 4, 5], 1, vec![], Meta::default(), 0).0;
+        r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ok(2, 0),
+            },
+        );
+        assert_eq!(r.role(), Role::Recovering);
+        r.step(
+            1,
+            Input::Peer {
+                from: 3,
+                msg: ok(3, 0),
+            },
+        );
+        assert_eq!(r.role(), Role::Follower);
+        // Equal logs: nothing to copy.
+        let log = vec![o(0, 1, "a")];
+        let mut r = Replica::new(1, vec![2, 3], 2, log, Meta::default(), 0).0;
+        let e = r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ok(2, 1),
+            },
+        );
+        assert!(!e.iter().any(|e| matches!(
+            e,
+            Effect::Send {
+                msg: ReplicaMsg::LogRequest { .. },
+                ..
+            }
+        )));
+        assert_eq!(r.role(), Role::Follower);
+        // A longer one is copied.
+        let mut r = Replica::new(1, vec![2, 3], 2, vec![], Meta::default(), 0).0;
+        let e = r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ok(2, 1),
+            },
+        );
+        assert!(e.iter().any(|e| matches!(
+            e,
+            Effect::Send {
+                to: 2,
+                msg: ReplicaMsg::LogRequest { from: 0, .. }
+            }
+        )));
+        assert_eq!(r.role(), Role::Recovering, "serves once the copy is done");
+    }
+
+    #[test]
     fn a_notice_makes_the_named_replica_lead_once_a_quorum_promised() {
         let mut c = Cluster::new([vec![], vec![], vec![]]);
         let answer = c.elect(3, 1);
