@@ -1263,11 +1263,16 @@ impl Replica {
             self.send_append(now, f);
         }
         // Requests that waited for the takeover are served now.
+        self.serve_parked(now);
+    }
+
+    /// Leader: serves the requests that waited for it to lead (a purchase may wait again, within the
+    /// takeover grace).
+    fn serve_parked(&mut self, now: Ms) {
         for (client, deadline, request) in std::mem::take(&mut self.parked) {
             match request {
                 Request::Purchase(p) => self.admit(now, client, deadline, p),
-                Request::Order(n) => self.on_order_query(now, client, n),
-                Request::Notice(_) => {}
+                other => self.on_request(now, client, other),
             }
         }
     }
@@ -1677,12 +1682,8 @@ impl Replica {
             }
             // Parked purchases of a new leader are admitted (or refused) once the grace is over.
             let grace_over = now >= self.leading.as_ref().expect("leading").since + TAKEOVER_GRACE;
-            if !self.parked.is_empty() && (grace_over || self.quorum_alive(now)) {
-                for (client, deadline, request) in std::mem::take(&mut self.parked) {
-                    if let Request::Purchase(p) = request {
-                        self.admit(now, client, deadline, p);
-                    }
-                }
+            if grace_over || self.quorum_alive(now) {
+                self.serve_parked(now);
             }
         }
         // Takes whose outcome was unknown are asked again.
@@ -1744,8 +1745,9 @@ impl Replica {
                 Request::Purchase(p) if !p.fresh => Error::Indeterminate(
                     "the leader is still taking over; retry with the same request id".into(),
                 ),
-                Request::Purchase(_) => unavailable_no_quorum(self.quorum),
-                _ => Error::Unavailable("the leader is still collecting the replicas' logs".into()),
+                _ => Error::Unavailable(
+                    "the leader is still taking over; nothing was changed".into(),
+                ),
             };
             self.out.push(Effect::Reply {
                 client,
@@ -3189,7 +3191,7 @@ mod tests {
     fn a_copy_longer_than_a_chunk_is_fetched_chunk_after_chunk() {
         let n = BATCH as usize * 2 + 10;
         let log: Vec<Order> = (0..n).map(|i| o(i as u64, 1, &format!("r{i}"))).collect();
-        let mut c = Cluster::new([log, vec![], vec![]]);
+        let c = Cluster::new([log, vec![], vec![]]);
         assert_eq!(c.node(2).orders().len(), n);
         assert_eq!(c.node(3).orders().len(), n);
         assert!(c
