@@ -342,11 +342,19 @@ pub struct Replica {
     out: Vec<Effect>,
 }
 
-/// The most up-to-date log among `statuses`: the highest log ballot, then the longest. A log copies the
-/// log of the leader of its log ballot, and that leader's log held every order committed before it,
-/// so this log holds every committed order (see the crate docs).
-pub fn best_source(statuses: &[ReplicaStatus]) -> Option<&ReplicaStatus> {
-    statuses.iter().max_by_key(|s| (s.log_ballot, s.len))
+/// The peer whose log is more up to date than `own` and than every other of `peers`: the highest
+/// log ballot, then the longest; None when `own` is at least as up to date as all of them. A log
+/// copies the log of the leader of its log ballot, and that leader's log held every order committed
+/// before it, so the most up-to-date log of a quorum holds every committed order (see the crate docs).
+pub fn better_source<'a>(
+    own: &ReplicaStatus,
+    peers: impl IntoIterator<Item = &'a ReplicaStatus>,
+) -> Option<&'a ReplicaStatus> {
+    let key = |s: &ReplicaStatus| (s.log_ballot, s.len);
+    peers
+        .into_iter()
+        .filter(|s| key(s) > key(own))
+        .max_by_key(|s| key(s))
 }
 
 /// The highest commit point that `quorum` of the given durable lengths reach (the leader's own and
@@ -1215,12 +1223,9 @@ impl Replica {
         if c.answers.len() + 1 < self.quorum {
             return;
         }
-        let mut statuses: Vec<ReplicaStatus> = c.answers.values().cloned().collect();
-        let own = self.status();
-        statuses.push(own.clone());
-        let best = best_source(&statuses).cloned().expect("own status");
-        if best.id != self.id && (best.log_ballot, best.len) > (own.log_ballot, own.len) {
-            self.start_copy(now, best.id);
+        if let Some(best) = better_source(&self.status(), c.answers.values()) {
+            let source = best.id;
+            self.start_copy(now, source);
             return;
         }
         self.become_leader(now);
@@ -1563,12 +1568,9 @@ impl Replica {
         if !quorum_heard && now < r.since + RECOVERY_WINDOW {
             return;
         }
-        let mut statuses: Vec<ReplicaStatus> = r.answers.values().cloned().collect();
-        let own = self.status();
-        statuses.push(own.clone());
-        let best = best_source(&statuses).cloned().expect("own status");
-        if best.id != self.id && (best.log_ballot, best.len) > (own.log_ballot, own.len) {
-            self.start_copy(now, best.id);
+        if let Some(best) = better_source(&self.status(), r.answers.values()) {
+            let source = best.id;
+            self.start_copy(now, source);
             return;
         }
         if quorum_heard {
@@ -2059,9 +2061,17 @@ mod tests {
             commit: 0,
         };
         let all = [s(1, 2, 10), s(2, 3, 4), s(3, 3, 5)];
-        assert_eq!(best_source(&all).unwrap().id, 3);
-        assert_eq!(best_source(&all[..1]).unwrap().id, 1);
-        assert!(best_source(&[]).is_none());
+        let own = s(9, 1, 100);
+        assert_eq!(better_source(&own, &all).unwrap().id, 3);
+        assert_eq!(better_source(&own, &all[..1]).unwrap().id, 1);
+        assert!(better_source(&own, &[]).is_none());
+        // Only a log more up to date than its own is worth a copy.
+        assert!(better_source(&s(9, 3, 5), &all).is_none(), "equal");
+        assert_eq!(better_source(&s(9, 3, 4), &all).unwrap().id, 3);
+        assert!(
+            better_source(&s(9, 4, 0), &all).is_none(),
+            "a newer log ballot wins over length"
+        );
     }
 
     #[test]
