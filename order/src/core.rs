@@ -1531,10 +1531,11 @@ impl Replica {
     fn finish_copy(&mut self, now: Ms, c: &Copy, source_len: u64, source_ballot: Ballot) {
         self.truncate(source_len);
         self.log_ballot = self.log_ballot.max(source_ballot);
-        if self.log_ballot > self.promised {
-            // The source had followed a newer leader than this replica promised: promise it too, or
-            // an append of a ballot in between would still be accepted. A candidate gives up.
-            self.promised = self.log_ballot;
+        // The source may have followed a newer leader than this replica promised: promise it too,
+        // or an append of a ballot in between would still be accepted. A candidate then gives up.
+        let promised = self.promised.max(self.log_ballot);
+        if promised != self.promised {
+            self.promised = promised;
             if self.candidacy.is_some() {
                 self.step_down(now);
             }
@@ -2138,6 +2139,24 @@ mod tests {
             Input::Peer {
                 from: 2,
                 msg: ok(2, 0),
+            },
+        );
+        assert_eq!(r.role(), Role::Follower);
+        // Four replicas: three of four.
+        let mut r = Replica::new(1, vec![2, 3, 4], 1, vec![], Meta::default(), 0).0;
+        r.step(
+            1,
+            Input::Peer {
+                from: 2,
+                msg: ok(2, 0),
+            },
+        );
+        assert_eq!(r.role(), Role::Recovering);
+        r.step(
+            1,
+            Input::Peer {
+                from: 3,
+                msg: ok(3, 0),
             },
         );
         assert_eq!(r.role(), Role::Follower);
