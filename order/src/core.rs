@@ -3271,6 +3271,29 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_log_request_is_asked_again() {
+        let mut r = Replica::new(1, vec![2, 3], 2, vec![], Meta::default(), 0).0;
+        r.start_copy(1000, 2);
+        let asks = |e: &[Effect]| {
+            e.iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Effect::Send {
+                            to: 2,
+                            msg: ReplicaMsg::LogRequest { .. }
+                        }
+                    )
+                })
+                .count()
+        };
+        assert_eq!(asks(&r.step(1000, Input::Tick)), 1, "the first request");
+        assert_eq!(asks(&r.step(1000 + RETRY - 1, Input::Tick)), 0);
+        assert_eq!(asks(&r.step(1000 + RETRY, Input::Tick)), 1);
+        assert_eq!(asks(&r.step(1000 + RETRY + 1, Input::Tick)), 0);
+    }
+
+    #[test]
     fn finishing_a_copy_promises_the_log_ballot_it_took() {
         let mut r = Replica::new(1, vec![2, 3], 2, vec![], Meta::default(), 0).0;
         r.start_copy(0, 2);
