@@ -1914,7 +1914,10 @@ mod tests {
         }
 
         fn settle(&mut self) {
+            let mut steps = 0;
             while let Some((id, input)) = self.queue.pop_front() {
+                steps += 1;
+                assert!(steps < 20_000, "messages never settle: a livelock");
                 self.input(id, input);
             }
         }

@@ -42,6 +42,9 @@ pub const CALL_TIMEOUT: Ms = 2_500;
 pub const BUDGET: Ms = 6_000;
 /// The catalog's timeout as a replica sees it.
 pub const CATALOG_TIMEOUT: Ms = 1_500;
+/// A run with more events than this is a livelock (runs take a few thousand, a long scenario tens of
+/// thousands).
+pub const MAX_EVENTS: usize = 300_000;
 
 /// Who is at either end of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -874,6 +877,16 @@ impl Sim {
     pub fn run_until(&mut self, until: Ms) {
         while let Some(Reverse((t, _, _))) = self.queue.peek() {
             if *t > until {
+                break;
+            }
+            if self.events.len() > MAX_EVENTS {
+                // A run normally takes a few thousand events: this one is caught in a storm of
+                // messages or timers (a livelock), and stops here with a violation.
+                self.violations.push(format!(
+                    "livelock: more than {MAX_EVENTS} events by {} ms",
+                    self.now
+                ));
+                self.queue.clear();
                 break;
             }
             let Reverse((t, _, i)) = self.queue.pop().expect("event");
