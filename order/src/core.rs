@@ -1636,13 +1636,7 @@ impl Replica {
         } else if let Some(r) = &mut self.recovery {
             if now >= r.asked_at + RETRY {
                 r.asked_at = now;
-                let missing: Vec<ReplicaId> = self
-                    .peers
-                    .iter()
-                    .filter(|p| !r.answers.contains_key(p))
-                    .copied()
-                    .collect();
-                for p in missing {
+                for p in unanswered(&self.peers, &r.answers) {
                     self.send(p, ReplicaMsg::Probe);
                 }
             }
@@ -1652,13 +1646,7 @@ impl Replica {
             if self.copy.is_none() && now >= c.asked_at + RETRY {
                 c.asked_at = now;
                 let b = c.ballot;
-                let missing: Vec<ReplicaId> = self
-                    .peers
-                    .iter()
-                    .filter(|p| !c.answers.contains_key(p))
-                    .copied()
-                    .collect();
-                for p in missing {
+                for p in unanswered(&self.peers, &c.answers) {
                     self.send(p, ReplicaMsg::Prepare { ballot: b });
                 }
             }
@@ -1786,6 +1774,15 @@ impl Replica {
             self.attempts.remove(&id);
         }
     }
+}
+
+/// The peers that have not answered yet, to ask again.
+fn unanswered(peers: &[ReplicaId], answers: &BTreeMap<ReplicaId, ReplicaStatus>) -> Vec<ReplicaId> {
+    peers
+        .iter()
+        .filter(|p| !answers.contains_key(p))
+        .copied()
+        .collect()
 }
 
 fn created(n: OrderNumber) -> Answer {
