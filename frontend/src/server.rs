@@ -3,7 +3,7 @@
 
 use crate::cache::Cache;
 use crate::failover::{Failover, Next};
-use crate::leader::{choose, Choice};
+use crate::leader::{choose, Choice, Verdict, Watch};
 use clap::Parser;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -20,17 +20,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Timeout of a ping or leader notice.
-const PING_TIMEOUT: Duration = Duration::from_millis(300);
-/// Timeout of a call to the leader. Above the leader's own wait for a quorum (2 s), so its 503 or 504
-/// arrives rather than a timeout.
-const LEADER_TIMEOUT: Duration = Duration::from_millis(2500);
+use shared::timing::{HEALTH_EVERY_MS, LEADER_CALL_TIMEOUT_MS, PING_TIMEOUT_MS, QUERY_TIMEOUT_MS};
+
+/// Timeout of a ping or leader notice (see [`shared::timing`] for every timeout's reason).
+const PING_TIMEOUT: Duration = Duration::from_millis(PING_TIMEOUT_MS);
+/// Timeout of a purchase call to the leader: a call open longer is retried at whoever leads then.
+const LEADER_TIMEOUT: Duration = Duration::from_millis(LEADER_CALL_TIMEOUT_MS);
+/// Timeout of an order query to the leader, after which every replica is asked at once.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(QUERY_TIMEOUT_MS);
 /// Timeout of a call to the catalog.
 const CATALOG_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How often the monitor pings the leader.
-const MONITOR_EVERY: Duration = Duration::from_millis(200);
-/// Missed pings after which the monitor chooses a leader again.
-const MISSED_PINGS: u32 = 2;
+const MONITOR_EVERY: Duration = Duration::from_millis(HEALTH_EVERY_MS);
 
 /// The front-end's flags. Each can also be set as `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug, Clone)]
@@ -121,6 +122,7 @@ pub struct Frontend {
     known_epoch: AtomicU64,
     ping: Peer,
     orders: Peer,
+    queries: Peer,
     catalog: Peer,
     next_request: AtomicU64,
     instance: String,
@@ -180,6 +182,7 @@ pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Res
         known_epoch: AtomicU64::new(0),
         ping: Peer::new(PING_TIMEOUT, config.secret.clone()),
         orders: Peer::new(LEADER_TIMEOUT, config.secret.clone()),
+        queries: Peer::new(QUERY_TIMEOUT, config.secret.clone()),
         catalog: Peer::new(CATALOG_TIMEOUT, config.secret.clone()),
         next_request: AtomicU64::new(0),
         instance: format!("fe{:x}", nanos as u64),
@@ -398,30 +401,31 @@ impl Frontend {
         }
     }
 
-    /// `GET /orders/<n>`: asks the leader; without one, any replica that holds the order committed.
+    /// `GET /orders/<n>`: asks the leader; when it does not answer in [`QUERY_TIMEOUT`], every
+    /// replica at once, and the first that holds the order committed answers.
     pub fn order(&self, n: OrderNumber) -> Result<OrderInfo> {
-        for _ in 0..3 {
-            let Ok(leader) = self.current_leader() else {
-                break;
-            };
+        if let Some(leader) = self.leader.lock().clone() {
             match self
-                .orders
+                .queries
                 .get::<OrderInfo>(&format!("{}/orders/{n}", leader.url))
             {
                 Ok(o) => return Ok(o),
                 Err(e @ (Error::NotFound(_) | Error::BadRequest(_))) => return Err(e),
-                Err(_) => self.reselect(&leader),
+                Err(_) => {}
             }
         }
+        let answers = http::call_all(&self.replicas.0, |url| {
+            self.queries.get::<OrderInfo>(&format!("{url}/orders/{n}"))
+        });
         let mut missing = 0;
-        for (_, url) in &self.replicas.0 {
-            match self.ping.get::<OrderInfo>(&format!("{url}/orders/{n}")) {
-                Ok(o) => return Ok(o),
+        for (_, answer) in &answers {
+            match answer {
+                Ok(o) => return Ok(o.clone()),
                 Err(Error::NotFound(_)) => missing += 1,
                 Err(_) => {}
             }
         }
-        if missing == self.replicas.0.len() {
+        if missing == answers.len() {
             return Err(Error::NotFound(format!("no order {n}")));
         }
         Err(Error::Unavailable("no order replica can answer now".into()))
@@ -447,21 +451,11 @@ impl Frontend {
         self.select(None)
     }
 
-    /// True when the replica still answers as leader (or candidate) of the ballot it was chosen with.
-    fn still_leads(&self, leader: &Leader) -> bool {
-        match self
-            .ping
+    /// The leader's answer to a health ping, if it answers in time.
+    fn health(&self, leader: &Leader) -> Option<ReplicaStatus> {
+        self.ping
             .get::<ReplicaStatus>(&format!("{}/internal/health", leader.url))
-        {
-            Ok(s) => {
-                s.promised == leader.choice.ballot
-                    && matches!(
-                        s.role,
-                        shared::protocol::Role::Leader | shared::protocol::Role::Candidate
-                    )
-            }
-            Err(_) => false,
-        }
+            .ok()
     }
 
     /// Chooses again after `failed` failed, unless another request already did.
@@ -469,56 +463,40 @@ impl Frontend {
         let _ = self.select(Some(failed.choice));
     }
 
-    /// Pings the replicas from the highest id down, chooses the first ready one, and tells every
-    /// replica. `failed`: the choice that failed, so a selection another thread just made is kept.
+    /// Pings every replica at once, chooses by [`choose`]'s rule (the highest id that can serve,
+    /// unless the sitting leader still can), and tells every replica. `failed`: the choice that
+    /// failed, so a selection another thread just made is kept.
     fn select(&self, failed: Option<Choice>) -> Result<Leader> {
         let _one_at_a_time = self.selecting.lock();
-        if let Some(current) = self.leader.lock().clone() {
+        let current = self.leader.lock().clone();
+        if let Some(current) = &current {
             if Some(current.choice) != failed {
-                return Ok(current);
+                return Ok(current.clone());
             }
         }
+        let mut sitting = current.map(|l| l.choice.ballot);
         for _ in 0..4 {
-            let mut pings = Vec::new();
-            for (id, url) in self.replicas.0.iter().rev() {
-                let status = self
-                    .ping
-                    .get::<ReplicaStatus>(&format!("{url}/internal/health"))
-                    .ok();
-                let ready = status.as_ref().is_some_and(|s| s.ready);
-                pings.push((*id, status));
-                if ready {
-                    break;
-                }
-            }
+            let pings: Vec<(ReplicaId, Option<ReplicaStatus>)> =
+                http::call_all(&self.replicas.0, |url| {
+                    self.ping
+                        .get::<ReplicaStatus>(&format!("{url}/internal/health"))
+                })
+                .into_iter()
+                .map(|(id, r)| (id, r.ok()))
+                .collect();
             let known = self.known_epoch.load(Ordering::SeqCst);
-            let Some(choice) = choose(&pings, known) else {
+            let Some(choice) = choose(&pings, known, sitting) else {
                 *self.leader.lock() = None;
                 return Err(Error::Unavailable("no order replica answers".into()));
             };
             self.known_epoch
                 .fetch_max(choice.ballot.epoch, Ordering::SeqCst);
             match self.announce(choice) {
-                Ok(()) => {
-                    let url = self
-                        .replicas
-                        .url(choice.leader)
-                        .expect("chosen from the list")
-                        .to_string();
-                    let leader = Leader { choice, url };
-                    let previous = self.leader.lock().replace(leader.clone());
-                    if previous.map(|p| p.choice) != Some(choice) {
-                        log!(
-                            "frontend",
-                            "leader chosen: replica {} (epoch {})",
-                            choice.leader,
-                            choice.ballot.epoch
-                        );
-                    }
-                    return Ok(leader);
-                }
+                Ok(()) => return Ok(self.install(choice)),
                 Err(Error::Stale(b)) => {
                     self.known_epoch.fetch_max(b.epoch, Ordering::SeqCst);
+                    // A replica follows a newer choice: the sitting one is over.
+                    sitting = None;
                 }
                 Err(e) => log!("frontend", "replica {} refused to lead: {e}", choice.leader),
             }
@@ -527,6 +505,26 @@ impl Frontend {
         Err(Error::Unavailable(
             "no order replica accepts to lead".into(),
         ))
+    }
+
+    /// Makes `choice` the leader purchases go to.
+    fn install(&self, choice: Choice) -> Leader {
+        let url = self
+            .replicas
+            .url(choice.leader)
+            .expect("chosen from the list")
+            .to_string();
+        let leader = Leader { choice, url };
+        let previous = self.leader.lock().replace(leader.clone());
+        if previous.map(|p| p.choice) != Some(choice) {
+            log!(
+                "frontend",
+                "leader chosen: replica {} (epoch {})",
+                choice.leader,
+                choice.ballot.epoch
+            );
+        }
+        leader
     }
 
     /// Tells every replica who leads. Fails when the leader itself refuses or any replica has
@@ -550,32 +548,38 @@ impl Frontend {
         outcome
     }
 
-    /// Pings the leader every [`MONITOR_EVERY`]; after [`MISSED_PINGS`] misses, or when no leader is
-    /// known, selects.
+    /// Pings the leader every [`MONITOR_EVERY`] (at once again after a missed ping) and chooses
+    /// again when [`Watch`] says it failed; selects when no leader is known.
     fn monitor(&self) {
-        let mut missed = 0;
+        let started = Instant::now();
+        let mut watch = Watch::new();
+        let mut watched = None;
+        let mut wait = true;
         while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(MONITOR_EVERY);
-            let current = self.leader.lock().clone();
-            match current {
-                None => {
-                    let _ = self.select(None);
-                }
-                Some(l) => {
-                    if self.still_leads(&l) {
-                        missed = 0;
-                        continue;
-                    }
-                    missed += 1;
-                    if missed >= MISSED_PINGS {
-                        log!(
-                            "frontend",
-                            "leader replica {} does not answer as leader; choosing again",
-                            l.choice.leader
-                        );
-                        missed = 0;
-                        self.reselect(&l);
-                    }
+            if wait {
+                std::thread::sleep(MONITOR_EVERY);
+            }
+            wait = true;
+            let Some(l) = self.leader.lock().clone() else {
+                let _ = self.select(None);
+                continue;
+            };
+            if watched != Some(l.choice) {
+                watched = Some(l.choice);
+                watch = Watch::new();
+            }
+            let health = self.health(&l);
+            let now_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match watch.step(now_ms, health.as_ref(), l.choice.ballot) {
+                Verdict::Keep => {}
+                Verdict::AskAgain => wait = false,
+                Verdict::ChooseAgain(why) => {
+                    log!(
+                        "frontend",
+                        "leader replica {} {why}; choosing again",
+                        l.choice.leader
+                    );
+                    self.reselect(&l);
                 }
             }
         }

@@ -30,19 +30,25 @@ pub type ClientId = u64;
 /// The number of a write to the replica's files; writes reach the disk in this order.
 pub type WriteId = u64;
 
-/// How long a purchase or an order query may wait inside the replica before it is answered.
-pub const REQUEST_DEADLINE: Ms = 2000;
-/// The leader sends every follower an append at least this often.
-pub const HEARTBEAT: Ms = 100;
+/// How long a purchase or an order query may wait inside the replica before it is answered (see
+/// [`shared::timing`]).
+pub const REQUEST_DEADLINE: Ms = shared::timing::REQUEST_DEADLINE_MS;
+/// The leader sends every follower an append at least this often; every other replica pings each
+/// peer, and every replica the catalog, as often.
+pub const HEARTBEAT: Ms = shared::timing::HEARTBEAT_MS;
+/// A replica reports it can serve while a quorum was heard from and the catalog answered within
+/// this window (see [`shared::timing`]).
+pub const SERVE_WINDOW: Ms = shared::timing::SERVE_WINDOW_MS;
 /// A follower that has not acknowledged for this long does not count towards the quorum a purchase
-/// needs before stock is taken.
-pub const LIVE_WINDOW: Ms = 1000;
+/// needs before stock is taken: the window in which the status says the leader can serve, so that a
+/// leader refuses purchases (and the front-end replaces it) when its health says it cannot serve.
+pub const LIVE_WINDOW: Ms = SERVE_WINDOW;
 /// A new leader's purchases wait this long for its followers' first answers before a missing quorum
 /// is answered 503.
 pub const TAKEOVER_GRACE: Ms = 500;
 /// A candidate that has not heard from a quorum for this long refuses purchases at once instead of
 /// letting them wait.
-pub const CANDIDATE_PATIENCE: Ms = 1000;
+pub const CANDIDATE_PATIENCE: Ms = shared::timing::CANDIDATE_PATIENCE_MS;
 /// How often a candidate or a starting replica asks its peers again, and resends a lost log request.
 pub const RETRY: Ms = 200;
 /// A copy that has had no chunk for this long is given up, and the peers are asked again: its
@@ -126,6 +132,8 @@ pub enum CatalogCall {
         /// The listing leader's epoch.
         epoch: Epoch,
     },
+    /// Ask the catalog's health, to know whether it can be reached.
+    Ping,
 }
 
 /// The outcome of a [`CatalogCall`]. `Err(Error::Unreachable)` means the call surely never arrived;
@@ -153,6 +161,47 @@ pub enum CatalogReply {
         /// The takes, oldest first.
         result: Result<Vec<TakeRecord>>,
     },
+    /// Of a ping.
+    Ping(Result<()>),
+}
+
+impl CatalogCall {
+    /// The reply of this call when it failed with `e` (it timed out, or the catalog is unreachable).
+    pub fn failed(self, e: Error) -> CatalogReply {
+        match self {
+            CatalogCall::Take(take) => CatalogReply::Take {
+                take,
+                result: Err(e),
+            },
+            CatalogCall::Cancel(cancel) => CatalogReply::Cancel {
+                cancel,
+                result: Err(e),
+            },
+            CatalogCall::List { epoch, .. } => CatalogReply::List {
+                epoch,
+                result: Err(e),
+            },
+            CatalogCall::Ping => CatalogReply::Ping(Err(e)),
+        }
+    }
+
+    /// True for the calls a replica makes on its own timers (listings, pings), not for a purchase.
+    pub fn is_background(&self) -> bool {
+        matches!(self, CatalogCall::List { .. } | CatalogCall::Ping)
+    }
+}
+
+impl CatalogReply {
+    /// True when the catalog answered (whatever it said): it can be reached.
+    fn answered(&self) -> bool {
+        let lost = |e: &Error| matches!(e, Error::Unreachable(_) | Error::Transport(_));
+        match self {
+            CatalogReply::Take { result, .. } => !result.as_ref().is_err_and(lost),
+            CatalogReply::Cancel { result, .. } => !result.as_ref().is_err_and(lost),
+            CatalogReply::List { result, .. } => !result.as_ref().is_err_and(lost),
+            CatalogReply::Ping(result) => !result.as_ref().is_err_and(lost),
+        }
+    }
 }
 
 /// A write to the replica's files.
@@ -339,6 +388,19 @@ pub struct Replica {
     commit_waiters: BTreeMap<OrderNumber, Vec<(ClientId, Ms, Waiter)>>,
     /// Purchases and queries that wait for this replica to lead (candidate, or new leader's grace).
     parked: Vec<(ClientId, Ms, Request)>,
+    /// The time of the latest step: what the status's reachability is judged at.
+    clock: Ms,
+    /// When each peer was last heard from (any message).
+    heard: BTreeMap<ReplicaId, Ms>,
+    /// When the catalog last answered a call.
+    catalog_answered: Option<Ms>,
+    /// When the peers and the catalog were last pinged.
+    pinged_at: Option<Ms>,
+    /// True while a ping to the catalog waits for its answer.
+    catalog_ping_out: bool,
+    /// True when the catalog's answer to the latest call was lost (refused, timed out) and none came
+    /// since: a fresh purchase is refused at once rather than sent where it cannot arrive.
+    catalog_down: bool,
     out: Vec<Effect>,
 }
 
@@ -418,6 +480,12 @@ impl Replica {
             known_taken: BTreeSet::new(),
             commit_waiters: BTreeMap::new(),
             parked: Vec::new(),
+            clock: now,
+            heard: BTreeMap::new(),
+            catalog_answered: None,
+            pinged_at: None,
+            catalog_ping_out: false,
+            catalog_down: false,
             out: Vec::new(),
         };
         r.broadcast(ReplicaMsg::Probe);
@@ -428,6 +496,7 @@ impl Replica {
 
     /// Handles one input at time `now`; the effects to carry out, in order.
     pub fn step(&mut self, now: Ms, input: Input) -> Vec<Effect> {
+        self.clock = self.clock.max(now);
         match input {
             Input::Tick => self.tick(now),
             Input::Request { client, request } => self.on_request(now, client, request),
@@ -435,6 +504,7 @@ impl Replica {
             Input::Persisted(w) => self.on_persisted(now, w),
             Input::Catalog(reply) => self.on_catalog(now, reply),
             Input::Unreachable(peer) => {
+                self.heard.remove(&peer);
                 if let Some(p) = self
                     .leading
                     .as_mut()
@@ -464,7 +534,30 @@ impl Replica {
             log_ballot: self.log_ballot,
             len: self.len(),
             commit: self.commit,
+            reaches_quorum: self.reaches_quorum(self.clock),
+            reaches_catalog: self
+                .catalog_answered
+                .is_some_and(|t| self.clock < t + SERVE_WINDOW),
         }
+    }
+
+    /// True when a quorum (itself included) was heard from within [`SERVE_WINDOW`]: for a leader,
+    /// followers that acknowledged its appends; for any other replica, peers that sent anything.
+    fn reaches_quorum(&self, now: Ms) -> bool {
+        let recent = |t: Option<Ms>| t.is_some_and(|t| now < t + SERVE_WINDOW);
+        let heard = match &self.leading {
+            Some(l) => l
+                .followers
+                .values()
+                .filter(|f| f.joined && recent(f.last_ok))
+                .count(),
+            None => self
+                .peers
+                .iter()
+                .filter(|p| recent(self.heard.get(p).copied()))
+                .count(),
+        };
+        heard + 1 >= self.quorum
     }
 
     /// Orders in the log.
@@ -723,8 +816,22 @@ impl Replica {
                 });
             }
         }
-        // Attempts whose take is under way stay: their answer from the catalog is still to come,
-        // and then their waiters learn that the new leader completes the order.
+        // Purchases under way at the catalog are answered now, so that the front-end retries them
+        // at the new leader under the same request id at once. The attempts stay until the
+        // catalog's answers come, but are not asked again (see `tick`): a take of this replica's
+        // epoch that reached the catalog is rolled forward by the new leader.
+        let e = Error::Indeterminate(
+            "leadership changed while the purchase was under way; the new leader completes it"
+                .into(),
+        );
+        for a in self.attempts.values_mut() {
+            for (client, _) in a.waiting.drain(..) {
+                self.out.push(Effect::Reply {
+                    client,
+                    result: Err(e.clone()),
+                });
+            }
+        }
     }
 
     fn refused(&mut self, from: ReplicaId, ballot: Ballot) {
@@ -903,6 +1010,11 @@ impl Replica {
             }
             return;
         }
+        if self.catalog_down && p.fresh {
+            let e = Error::Unavailable("the catalog does not answer; nothing was changed".into());
+            self.reply(client, Err(e));
+            return;
+        }
         let epoch = self.promised.epoch;
         let take = TakeRequest {
             request_id: p.request_id.clone(),
@@ -962,7 +1074,12 @@ impl Replica {
     // ----- the catalog's answers -----
 
     fn on_catalog(&mut self, now: Ms, reply: CatalogReply) {
+        self.catalog_down = !reply.answered();
+        if !self.catalog_down {
+            self.catalog_answered = Some(now);
+        }
         match reply {
+            CatalogReply::Ping(_) => self.catalog_ping_out = false,
             CatalogReply::Take { take, result } => self.on_take(now, take, result),
             CatalogReply::Cancel { cancel, result } => self.on_cancel(cancel, result),
             CatalogReply::List { epoch, result } => self.on_list(now, epoch, result),
@@ -1123,7 +1240,9 @@ impl Replica {
         if !self.peers.contains(&from) {
             return;
         }
+        self.heard.insert(from, now);
         match msg {
+            ReplicaMsg::Ping => {}
             ReplicaMsg::Prepare { ballot } => self.on_prepare(now, from, ballot),
             ReplicaMsg::PrepareOk { ballot, status } => {
                 self.on_prepare_ok(now, from, ballot, status)
@@ -1601,6 +1720,7 @@ impl Replica {
 
     fn tick(&mut self, now: Ms) {
         self.expire(now);
+        self.maybe_ping(now);
         if self
             .copy
             .as_ref()
@@ -1677,7 +1797,19 @@ impl Replica {
                 self.serve_parked(now);
             }
         }
-        // Takes whose outcome was unknown are asked again.
+        // Takes whose outcome was unknown are asked again, by a leader only: one that stepped down
+        // forgets them (the new leader completes what reached the catalog).
+        if self.leading.is_none() {
+            self.attempts.retain(|_, a| {
+                !matches!(
+                    a.stage,
+                    Stage::Taking {
+                        retry_at: Some(_),
+                        ..
+                    }
+                )
+            });
+        }
         let retry: Vec<TakeRequest> = self
             .attempts
             .iter_mut()
@@ -1705,6 +1837,23 @@ impl Replica {
         }
         if self.commit > self.commit_saved && now >= self.commit_saved_at + SAVE_COMMIT_EVERY {
             self.save_meta(now);
+        }
+    }
+
+    /// Every [`HEARTBEAT`]: pings each peer that no append goes to (a leader's appends are its
+    /// heartbeat), and the catalog unless a ping to it is still out, so that the status can say
+    /// whether this replica reaches a quorum and the catalog.
+    fn maybe_ping(&mut self, now: Ms) {
+        if self.pinged_at.is_some_and(|t| now < t + HEARTBEAT) {
+            return;
+        }
+        self.pinged_at = Some(now);
+        if self.leading.is_none() {
+            self.broadcast(ReplicaMsg::Ping);
+        }
+        if !self.catalog_ping_out {
+            self.catalog_ping_out = true;
+            self.out.push(Effect::Catalog(CatalogCall::Ping));
         }
     }
 
@@ -1967,12 +2116,12 @@ mod tests {
             last
         }
 
-        /// The oldest catalog call that is not a listing of takes (listings stay).
+        /// The oldest catalog call that is not a listing of takes or a ping (those stay).
         fn take_call(&mut self) -> (ReplicaId, CatalogCall) {
             let i = self
                 .calls
                 .iter()
-                .position(|(_, c)| !matches!(c, CatalogCall::List { .. }))
+                .position(|(_, c)| !c.is_background())
                 .expect("a catalog call was made");
             self.calls.remove(i)
         }
@@ -1987,11 +2136,9 @@ mod tests {
             self.calls.remove(i).1
         }
 
-        /// True when no call but listings is waiting.
+        /// True when no call but listings and pings is waiting.
         fn no_calls(&self) -> bool {
-            self.calls
-                .iter()
-                .all(|(_, c)| matches!(c, CatalogCall::List { .. }))
+            self.calls.iter().all(|(_, c)| c.is_background())
         }
 
         fn answer_take(&mut self, result: Result<TakeReply>) {
@@ -2060,6 +2207,8 @@ mod tests {
             log_ballot: b(e, 1),
             len,
             commit: 0,
+            reaches_quorum: true,
+            reaches_catalog: true,
         };
         let all = [s(1, 2, 10), s(2, 3, 4), s(3, 3, 5)];
         let own = s(9, 1, 100);
@@ -2129,6 +2278,8 @@ mod tests {
                 log_ballot: Ballot::default(),
                 len,
                 commit: 0,
+                reaches_quorum: true,
+                reaches_catalog: true,
             })
         };
         // Three replicas, --quorum 1: still two of three (itself and one peer).

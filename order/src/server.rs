@@ -33,12 +33,12 @@ use std::time::{Duration, Instant};
 
 /// How often time is stepped: the resolution of every timer in the core.
 pub const TICK: Duration = Duration::from_millis(10);
-/// Timeout of a batch of messages to a peer with few orders in it.
-const PEER_TIMEOUT: Duration = Duration::from_millis(800);
+/// Timeout of a batch of messages to a peer with few orders in it (see [`shared::timing`]).
+const PEER_TIMEOUT: Duration = Duration::from_millis(shared::timing::PEER_TIMEOUT_MS);
 /// Timeout of a batch that moves many orders.
 const BULK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Timeout of a call to the catalog.
-const CATALOG_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Timeout of a call to the catalog (see [`shared::timing`]).
+const CATALOG_TIMEOUT: Duration = Duration::from_millis(shared::timing::CATALOG_TIMEOUT_MS);
 /// Threads that call the catalog.
 const CATALOG_THREADS: usize = 4;
 /// An HTTP worker gives up on the core's answer this long after the core's own deadline (the core
@@ -471,6 +471,10 @@ impl Replica {
                         peer.get(&format!("{url}/internal/takes?after={after}&epoch={epoch}"));
                     CatalogReply::List { epoch, result }
                 }
+                CatalogCall::Ping => CatalogReply::Ping(
+                    peer.get::<serde_json::Value>(&format!("{url}/internal/health"))
+                        .map(|_| ()),
+                ),
             };
             self.step(Input::Catalog(reply));
         }

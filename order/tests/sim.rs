@@ -86,7 +86,9 @@ fn every_seed_keeps_every_promise() {
         "answer: 200",
         "answer: 409",
         "answer: 503",
-        "answer: 504",
+        // A leader's 504 is retried under the same id; a client sees one only when the front-end's
+        // budget of 6 s runs out, which a single fault no longer makes happen.
+        "leader answered 504",
     ] {
         if seeds >= 1000 {
             assert!(

@@ -9,6 +9,7 @@
 //! - [`config`]: parsing of the replica list and other flag values.
 //! - [`limits`]: raising the open-files limit, since every connection holds descriptors.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling that lets `main` stop its servers and flush files.
+//! - [`timing`]: every heartbeat, window and timeout that decides how fast a fault is noticed.
 
 pub mod config;
 pub mod durable;
@@ -17,5 +18,6 @@ pub mod http;
 pub mod limits;
 pub mod protocol;
 pub mod shutdown;
+pub mod timing;
 
 pub use error::{Error, Result};

@@ -203,6 +203,22 @@ pub struct ReplicaStatus {
     pub len: u64,
     /// Orders known to be committed (on a majority).
     pub commit: u64,
+    /// True when, within the last [`SERVE_WINDOW_MS`](crate::timing::SERVE_WINDOW_MS), a quorum of
+    /// replicas (itself included) was heard from; for a leader, acknowledged its appends.
+    #[serde(default)]
+    pub reaches_quorum: bool,
+    /// True when the catalog answered within the last
+    /// [`SERVE_WINDOW_MS`](crate::timing::SERVE_WINDOW_MS).
+    #[serde(default)]
+    pub reaches_catalog: bool,
+}
+
+impl ReplicaStatus {
+    /// True when the replica has caught up and reaches a quorum and the catalog: what a purchase
+    /// needs of its leader.
+    pub fn can_serve(&self) -> bool {
+        self.ready && self.reaches_quorum && self.reaches_catalog
+    }
 }
 
 /// The front-end's notice of a leader choice, sent to every replica.
@@ -305,6 +321,8 @@ pub enum ReplicaMsg {
         /// What the follower holds.
         reply: AppendReply,
     },
+    /// A replica to a peer it sends nothing else to: I am alive (no answer).
+    Ping,
     /// A starting replica to its peers: how up to date are you?
     Probe,
     /// Answer to a probe.

@@ -16,12 +16,14 @@
 
 #![allow(dead_code)]
 
+use frontend::leader::Verdict;
 use order::core::{self, Answer, CatalogCall, CatalogReply, Effect, Input, Ms, Write};
 use order::store::Meta;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shared::protocol::{
-    Ballot, CancelReply, Order, Purchase, ReplicaId, ReplicaMsg, Role, TakeRecord, TakeReply,
+    Ballot, CancelReply, Order, Purchase, ReplicaId, ReplicaMsg, ReplicaStatus, TakeRecord,
+    TakeReply,
 };
 use shared::Error;
 use std::cmp::Reverse;
@@ -37,11 +39,11 @@ pub const RESTOCK_EVERY: Ms = 3_000;
 /// How often each replica's clock ticks.
 pub const TICK: Ms = 10;
 /// The front-end's timeout of a call to a replica.
-pub const CALL_TIMEOUT: Ms = 2_500;
+pub const CALL_TIMEOUT: Ms = shared::timing::LEADER_CALL_TIMEOUT_MS;
 /// The front-end's budget for one purchase.
 pub const BUDGET: Ms = 6_000;
 /// The catalog's timeout as a replica sees it.
-pub const CATALOG_TIMEOUT: Ms = 1_500;
+pub const CATALOG_TIMEOUT: Ms = shared::timing::CATALOG_TIMEOUT_MS;
 /// A run with more events than this is a livelock (runs take a few thousand, a long scenario tens of
 /// thousands).
 pub const MAX_EVENTS: usize = 300_000;
@@ -329,6 +331,7 @@ impl Catalog {
                     result: Ok(takes),
                 }
             }
+            CatalogCall::Ping => CatalogReply::Ping(Ok(())),
         }
     }
 }
@@ -386,7 +389,8 @@ struct Frontend {
     calls: BTreeMap<u64, (FeCall, ReplicaId)>,
     next_call: u64,
     next_purchase: u64,
-    missed: u32,
+    /// The front-end's watch of its leader (the real one's rule).
+    watch: frontend::leader::Watch,
 }
 
 /// A client: how many purchases it still makes, and the id it retries.
@@ -1024,21 +1028,7 @@ impl Sim {
                 } else {
                     Error::Transport("timed out".into())
                 };
-                let reply = match call {
-                    CatalogCall::Take(take) => CatalogReply::Take {
-                        take,
-                        result: Err(e),
-                    },
-                    CatalogCall::Cancel(cancel) => CatalogReply::Cancel {
-                        cancel,
-                        result: Err(e),
-                    },
-                    CatalogCall::List { epoch, .. } => CatalogReply::List {
-                        epoch,
-                        result: Err(e),
-                    },
-                };
-                self.step_node(id, Input::Catalog(reply));
+                self.step_node(id, Input::Catalog(call.failed(e)));
             }
             Event::FrontendTimeout(call) => self.fe_answer(call, None),
             Event::Undelivered { from, to } => {
@@ -1054,8 +1044,8 @@ impl Sim {
                 }
             }
             Event::Monitor => {
-                self.schedule(200, Event::Monitor);
-                self.fe_monitor();
+                let next = self.fe_monitor();
+                self.schedule(next, Event::Monitor);
             }
             Event::Client(c) => self.client_next(c),
             Event::Retry(p) => self.fe_attempt(p),
@@ -1145,7 +1135,7 @@ impl Sim {
                             _ => "refused for good",
                         }
                     )),
-                    CatalogReply::List { .. } => None,
+                    CatalogReply::List { .. } | CatalogReply::Ping(_) => None,
                 };
                 if let Some(w) = what {
                     self.news.push(format!("catalog: {w}"));
@@ -1192,73 +1182,56 @@ impl Sim {
         self.schedule(CALL_TIMEOUT, Event::FrontendTimeout(n));
     }
 
-    /// Pings the replicas highest id first and chooses the first ready one (a ping is instant, but
-    /// only reaches a running, unpaused, connected replica).
-    fn fe_select(&mut self) {
-        let mut seen = self.fe.known_epoch;
-        let mut chosen = None;
-        for id in self.ids.clone().into_iter().rev() {
-            let node = &self.nodes[&id];
-            let Some(core) = node.core.as_ref() else {
-                continue;
-            };
-            if node.paused || !self.reachable(Addr::Frontend, Addr::Replica(id)) {
-                continue;
-            }
-            let s = core.status();
-            seen = seen.max(s.promised.epoch);
-            if s.ready {
-                chosen = Some(s);
-                break;
-            }
+    /// What a health ping of replica `id` gets: its status, if it runs, is not paused and the
+    /// front-end reaches it (a ping is instant).
+    fn fe_ping(&self, id: ReplicaId) -> Option<ReplicaStatus> {
+        let node = &self.nodes[&id];
+        let core = node.core.as_ref()?;
+        if node.paused || !self.reachable(Addr::Frontend, Addr::Replica(id)) {
+            return None;
         }
-        let Some(s) = chosen else {
+        Some(core.status())
+    }
+
+    /// Pings every replica and chooses by the real front-end's rule (`frontend::leader::choose`),
+    /// then tells every replica.
+    fn fe_select(&mut self) {
+        let pings: Vec<_> = self.ids.iter().map(|id| (*id, self.fe_ping(*id))).collect();
+        let Some(choice) = frontend::leader::choose(&pings, self.fe.known_epoch, self.fe.leader)
+        else {
             self.fe.leader = None;
             return;
         };
-        // A sitting leader keeps its ballot, and so does the candidate of the choice this front-end
-        // made last (choosing it again in a new epoch would only restart its takeover).
-        let sitting = matches!(s.role, Role::Leader | Role::Candidate)
-            && s.promised.leader == s.id
-            && s.promised.epoch >= self.fe.known_epoch;
-        let ballot = if sitting {
-            s.promised
-        } else {
-            Ballot {
-                epoch: seen + 1,
-                leader: s.id,
-            }
-        };
+        let ballot = choice.ballot;
         self.fe.known_epoch = self.fe.known_epoch.max(ballot.epoch);
         self.note(format!("fe chooses {ballot:?}"));
         self.fe.leader = Some(ballot);
-        self.fe.missed = 0;
+        self.fe.watch = frontend::leader::Watch::new();
         for id in self.ids.clone() {
             self.fe_call(id, FeCall::Notice, core::Request::Notice(ballot));
         }
     }
 
-    fn fe_monitor(&mut self) {
+    /// The real front-end's watch of the leader; the next health ping is due after the period, or
+    /// after a ping's timeout when one was missed.
+    fn fe_monitor(&mut self) -> Ms {
         let Some(b) = self.fe.leader else {
             self.fe_select();
             self.fe_flush_waiting();
-            return;
+            return shared::timing::HEALTH_EVERY_MS;
         };
-        let node = &self.nodes[&b.leader];
-        let ok = node.core.as_ref().is_some_and(|c| {
-            let s = c.status();
-            s.promised == b && matches!(s.role, Role::Leader | Role::Candidate)
-        }) && !node.paused
-            && self.reachable(Addr::Frontend, Addr::Replica(b.leader));
-        if ok {
-            self.fe.missed = 0;
-        } else {
-            self.fe.missed += 1;
-            if self.fe.missed >= 2 {
+        let health = self.fe_ping(b.leader);
+        let next = match self.fe.watch.step(self.now, health.as_ref(), b) {
+            Verdict::Keep => shared::timing::HEALTH_EVERY_MS,
+            Verdict::AskAgain => shared::timing::PING_TIMEOUT_MS,
+            Verdict::ChooseAgain(why) => {
+                self.note(format!("fe: leader {} {why}", b.leader));
                 self.fe_select();
+                shared::timing::HEALTH_EVERY_MS
             }
-        }
+        };
         self.fe_flush_waiting();
+        next
     }
 
     fn fe_flush_waiting(&mut self) {
@@ -1343,6 +1316,10 @@ impl Sim {
                 self.schedule_retry(p, 5);
             }
             Some(Err(Error::Indeterminate(_))) => {
+                self.count("leader answered 504");
+                let Some(fp) = self.fe.purchases.get_mut(&p) else {
+                    return;
+                };
                 fp.maybe_applied = true;
                 let after = fp.backoff;
                 fp.backoff = (after * 2).min(100);
@@ -1498,7 +1475,7 @@ impl Sim {
         };
         self.fe.known_epoch = ballot.epoch;
         self.fe.leader = Some(ballot);
-        self.fe.missed = 0;
+        self.fe.watch = frontend::leader::Watch::new();
         for r in self.ids.clone() {
             self.fe_call(r, FeCall::Notice, core::Request::Notice(ballot));
         }
