@@ -15,7 +15,8 @@
 //!   against the front-end's cached and uncached queries, purchases and order queries, with 1 and with
 //!   5 concurrent clients, and the pieces of a purchase on their own. Its clients resolve IP-literal
 //!   hosts without a thread ([`resolver`]).
-//! - Plots as SVG and as PNG; the PNG needs no system library or font ([`raster`]).
+//! - Plots as SVG and as PNG, each drawn once for both ([`plot`]); the PNG's text comes from a font
+//!   compiled into the program, so it needs no system library or font.
 //!
 //! # Threads
 //! Experiments are plain threads: one per client session (inside the client library), a killer on
@@ -43,7 +44,6 @@ pub mod cli;
 pub mod crash;
 pub mod data;
 pub mod plot;
-pub mod raster;
 pub mod relay;
 pub mod report;
 pub mod resolver;
