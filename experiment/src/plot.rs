@@ -1,6 +1,6 @@
 //! The plots. Each is drawn by one function generic over plotters' `DrawingBackend` and written
 //! twice: as SVG (plotters' SVG backend; the text names its font and the viewer draws it) and as PNG
-//! (plotters' bitmap backend, [`PNG_SCALE`] times larger). The PNG's text is drawn anti-aliased by
+//! (plotters' bitmap backend, 1.6 times larger). The PNG's text is drawn anti-aliased by
 //! plotters' `ab_glyph` feature from DejaVu Sans, compiled into the program, so no system font or
 //! font library is needed; the same font measures the text for the layout of both files.
 //!
@@ -29,7 +29,7 @@ pub const CRASH_TIMELINE: &str = "crash-timeline";
 /// Size of the SVG plots; the PNGs are [`PNG_SCALE`] times larger.
 const SIZE: (u32, u32) = (1100, 560);
 /// How much larger the PNG is drawn than the SVG (text, lines and canvas alike).
-pub const PNG_SCALE: f64 = 1.6;
+const PNG_SCALE: f64 = 1.6;
 
 /// The font family the plots ask for; the SVG names it, the PNG draws it with [`FONT`].
 const FAMILY: &str = "sans-serif";

@@ -3,9 +3,9 @@
 //! Every number and every sentence that states a finding is computed from the measured rows; the
 //! only fixed text explains what was measured and how. Parts that did not run are left out.
 //!
-//! One module per section of the report, in its order: [`machine`] (machine and settings),
-//! [`sweep`] (latency against p, cache on and off), [`crash`] (the crash run), [`bench`] (the
-//! benchmark against the floor), [`links`] (the hand-written notes) and [`files`] (the files).
+//! One module per section of the report, in its order: `machine` (machine and settings), `sweep`
+//! (latency against p, cache on and off), `crash` (the crash run), `bench` (the benchmark against
+//! the floor), `links` (the hand-written notes) and `files` (the files).
 
 use crate::analysis::{self, SweepCell};
 use crate::data::{
