@@ -214,13 +214,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     );
     let (disk_tx, disk_rx) = crossbeam_channel::unbounded();
     let (catalog_tx, catalog_rx) = crossbeam_channel::unbounded();
-    let (peer_tx, peer_rx): (HashMap<_, _>, Vec<_>) = peers
-        .iter()
-        .map(|(id, url)| {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            ((*id, tx), (*id, url.clone(), rx))
-        })
-        .unzip();
+    let (peer_tx, peer_rx) = peer_channels(&peers);
     let files = Arc::new(files);
     let replica = Arc::new(Replica {
         id: config.id,
@@ -503,6 +497,23 @@ impl Replica {
             self.step(Input::Catalog(reply));
         }
     }
+}
+
+/// The queue of messages to each peer: the ends the core's effects go into, by peer, and the ends
+/// each peer's sender thread takes from, with the peer's URL.
+type PeerQueues = (
+    HashMap<ReplicaId, Sender<ReplicaMsg>>,
+    Vec<(ReplicaId, String, Receiver<ReplicaMsg>)>,
+);
+
+fn peer_channels(peers: &[(ReplicaId, String)]) -> PeerQueues {
+    peers
+        .iter()
+        .map(|(id, url)| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            ((*id, tx), (*id, url.clone(), rx))
+        })
+        .unzip()
 }
 
 /// Orders a message carries.
