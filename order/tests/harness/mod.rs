@@ -17,7 +17,7 @@
 #![allow(dead_code)]
 
 use order::core::{self, Answer, CatalogCall, CatalogReply, Effect, Input, Ms, Write};
-use order::store::Meta;
+use order::files::Meta;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shared::protocol::{
