@@ -13,7 +13,6 @@
 //! is refused. Every refusal that is remembered, and every raise of the fence, is a journal row, so a
 //! restart ([`Core::replay`]) rebuilds exactly the same state.
 
-use serde::{Deserialize, Serialize};
 use shared::protocol::{
     valid_request_id, validate_purchase, CancelReply, CancelRequest, Epoch, Product, TakeRecord,
     TakeReply, TakeRequest, REQUEST_ID_RULE,
@@ -21,50 +20,7 @@ use shared::protocol::{
 use shared::{Error, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// Stock a toy is set to when new and when restocked.
-pub const RESTOCK_QUANTITY: u64 = 100;
-
-/// The journal's header line.
-pub const JOURNAL_HEADER: &str = "seq,kind,request_id,name,quantity,stock_after,unix_ms,epoch\n";
-
-/// What a journal row records.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Stock taken for a request id.
-    Take,
-    /// A request id refused for good: a take without enough stock or with a stale epoch, or a cancel.
-    Refuse,
-    /// An out-of-stock toy set back to [`RESTOCK_QUANTITY`].
-    Restock,
-    /// `catalog.csv` holds the stock of every row before this one.
-    Checkpoint,
-    /// The fence was raised (by a listing, or by a repeated request) to `epoch`.
-    Fence,
-}
-
-/// One row of `catalog-journal.csv`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct JournalRow {
-    /// Sequence number, one more per row.
-    pub seq: u64,
-    /// What the row records.
-    pub kind: Kind,
-    /// The request id (takes and refusals; empty otherwise).
-    pub request_id: String,
-    /// The toy (empty for checkpoints, fences and cancels).
-    pub name: String,
-    /// Units taken, asked for (refusals) or added (restocks).
-    pub quantity: u64,
-    /// The toy's stock after the row (0 when the row names no toy).
-    pub stock_after: u64,
-    /// Wall-clock time of the row, ms since the Unix epoch.
-    pub unix_ms: u64,
-    /// The request's leader epoch (takes, refusals), else the fence when the row was written. Journals
-    /// written before this column read as 0.
-    #[serde(default)]
-    pub epoch: Epoch,
-}
+pub use shared::files::{JournalKind as Kind, JournalRow, JOURNAL_HEADER, RESTOCK_QUANTITY};
 
 /// Why a request id was refused for good.
 #[derive(Debug, Clone, PartialEq)]

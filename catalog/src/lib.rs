@@ -65,7 +65,9 @@
 //! # Structure
 //! [`core`] holds every decision as a pure state machine (no locks, files, threads or clocks); its
 //! operations return the rows to append and the seq that must be on disk before the answer.
-//! [`store`] is the I/O around it: one lock, the journal, the snapshot. [`server`] routes HTTP.
+//! [`files`] is the I/O around it: one lock, the journal, the snapshot (named for what it holds:
+//! "store" is the whole toy store). [`server`] routes HTTP. The file formats, the default toys and
+//! the journal's row are defined in [`shared::files`], where tests and tools read them too.
 //!
 //! # Threads
 //! A pool of HTTP workers ([`shared::http::Server`]), the restock thread, the invalidation sender, and
@@ -77,9 +79,9 @@
 //! [`CancelReply`]: shared::protocol::CancelReply
 
 pub mod core;
+pub mod files;
 pub mod server;
-pub mod store;
 
 pub use crate::core::RESTOCK_QUANTITY;
+pub use files::{Catalog, DEFAULT_TOYS};
 pub use server::{serve, Config, Running};
-pub use store::{Catalog, DEFAULT_TOYS};

@@ -1,24 +1,13 @@
 //! `catalog`: parse the flags, serve, stop cleanly on Ctrl-C or SIGTERM.
 
 use clap::Parser;
-use shared::log;
+use std::process::ExitCode;
 
-fn main() {
+fn main() -> ExitCode {
     let config = catalog::Config::parse();
-    shared::limits::raise_open_files_limit();
-    let shutdown = shared::shutdown::Shutdown::install();
-    let running = match shared::http::bind(&config.listen).and_then(|l| catalog::serve(&config, l))
-    {
-        Ok(r) => r,
-        Err(e) => {
-            log!("catalog", "cannot start: {}", e.message());
-            std::process::exit(1);
-        }
-    };
-    shutdown.wait();
-    log!("catalog", "stopping");
-    if let Err(e) = running.stop() {
-        log!("catalog", "stop: {}", e.message());
-        std::process::exit(1);
-    }
+    shared::service::run(
+        "catalog",
+        |_| shared::http::bind(&config.listen).and_then(|l| catalog::serve(&config, l)),
+        catalog::Running::stop,
+    )
 }

@@ -1,10 +1,11 @@
 //! The catalog's HTTP side: handlers, the restock thread, the invalidation sender and the snapshot
 //! writer.
 
-use crate::store::Catalog;
+use crate::files::Catalog;
 use clap::Parser;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
-use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
+use shared::config::{self, ServiceFlags};
+use shared::http::{self, Handler, Method, Peer, Reply, Request, Server};
 use shared::protocol::{CancelRequest, Invalidate, TakeRequest};
 use shared::{log, Error, Result};
 use std::net::{SocketAddr, TcpListener};
@@ -32,27 +33,20 @@ const TAKES_PAGE: usize = 1000;
 )]
 pub struct Config {
     /// Address to listen on.
-    #[arg(long, env = "TOYSTORE_LISTEN", default_value = "127.0.0.1:8081")]
+    #[arg(long, env = "TOYSTORE_LISTEN", default_value = config::DEFAULT_CATALOG_LISTEN)]
     pub listen: String,
     /// Folder of catalog.csv and catalog-journal.csv (created with the default toys when missing).
-    #[arg(long, env = "TOYSTORE_DATA", default_value = "data")]
+    #[arg(long, env = "TOYSTORE_DATA", default_value = config::DEFAULT_DATA)]
     pub data: PathBuf,
     /// The front-end's internal address, where invalidations go (empty: send none).
-    #[arg(
-        long,
-        env = "TOYSTORE_FRONTEND",
-        default_value = "http://127.0.0.1:8082"
-    )]
+    #[arg(long, env = "TOYSTORE_FRONTEND", default_value = config::DEFAULT_FRONTEND_INTERNAL_URL)]
     pub frontend: String,
     /// Seconds between restock checks; out-of-stock toys go back to 100.
     #[arg(long, env = "TOYSTORE_RESTOCK_INTERVAL", default_value_t = 10.0)]
     pub restock_interval: f64,
-    /// Shared secret internal calls must carry (none: internal calls are not checked).
-    #[arg(long, env = "TOYSTORE_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-    /// HTTP worker threads.
-    #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = http::DEFAULT_WORKERS)]
-    pub workers: usize,
+    /// The secret and the worker count.
+    #[command(flatten)]
+    pub service: ServiceFlags,
 }
 
 /// A running catalog.
@@ -89,7 +83,7 @@ impl Running {
 /// Opens the catalog in `config.data` and serves it on `listener`.
 pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     if !(config.restock_interval.is_finite() && config.restock_interval > 0.0) {
-        return Err(Error::BadRequest(
+        return Err(Error::Config(
             "--restock-interval must be a positive number of seconds".into(),
         ));
     }
@@ -116,7 +110,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         snapshot_loop(&c, &s, &snapshot_rx)
     }));
     let frontend = config.frontend.trim_end_matches('/').to_string();
-    let peer = Peer::new(INVALIDATE_TIMEOUT, config.secret.clone());
+    let peer = Peer::new(INVALIDATE_TIMEOUT, config.service.secret.clone());
     let s = stop.clone();
     threads.push(spawn("invalidate", move || {
         invalidate_loop(&frontend, &peer, &s, &changed_rx)
@@ -124,9 +118,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
 
     let c = catalog.clone();
     let handler: Handler = Arc::new(move |r: &Request| handle(&c, r));
-    let mut options = ServerOptions::internal(config.secret.clone());
-    options.workers = config.workers;
-    let server = Server::start(listener, options, handler)?;
+    let server = Server::start(listener, config.service.internal_options(), handler)?;
     log!(
         "catalog",
         "serving {} toys on {} (data in {})",
@@ -172,11 +164,8 @@ pub fn handle(catalog: &Catalog, r: &Request) -> Reply {
         (
             _,
             ["products", _] | ["products"] | ["internal", "take" | "cancel" | "takes" | "health"],
-        ) => Reply::error(&Error::MethodNotAllowed(format!(
-            "{} is not allowed on {}",
-            r.method, r.path
-        ))),
-        _ => Reply::error(&Error::NotFound(format!("no such path: {}", r.path))),
+        ) => http::method_not_allowed(r),
+        _ => http::no_such_path(r),
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 /// Default base URL of the front-end's public address.
-pub const DEFAULT_FRONTEND: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_FRONTEND: &str = shared::config::DEFAULT_FRONTEND_URL;
 
 /// Default number of iterations per session.
 pub const DEFAULT_ITERATIONS: u64 = 100;
@@ -30,14 +30,25 @@ pub const MAX_THREADS: u32 = 1024;
 /// Default largest quantity of one purchase.
 pub const DEFAULT_MAX_QUANTITY: u32 = 3;
 
-/// The store's ten toys, the default for `--products`.
-pub const DEFAULT_PRODUCTS: [&str; 10] = [
-    "Tux", "Whale", "Elephant", "Bird", "Fox", "Python", "Lego", "Barbie", "Frisbee", "Marbles",
-];
+/// The store's ten toys (those of a new catalog, [`shared::files::DEFAULT_TOYS`]), the default for
+/// `--products`.
+pub const DEFAULT_PRODUCTS: [&str; 10] = toy_names(shared::files::DEFAULT_TOYS);
+
+const fn toy_names<const N: usize>(toys: [(&'static str, f64); N]) -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        names[i] = toys[i].0;
+        i += 1;
+    }
+    names
+}
 
 /// [`DEFAULT_PRODUCTS`] as `--products` takes them (and `--help` shows them).
-pub const DEFAULT_PRODUCTS_LIST: &str =
-    "Tux,Whale,Elephant,Bird,Fox,Python,Lego,Barbie,Frisbee,Marbles";
+pub fn default_products_list() -> &'static str {
+    static LIST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| DEFAULT_PRODUCTS.join(","))
+}
 
 /// Configuration of one client run.
 ///
@@ -94,7 +105,7 @@ pub struct Config {
     pub client_id: u64,
 
     /// Comma-separated toy names to pick from.
-    #[arg(long, env = "TOYSTORE_PRODUCTS", value_delimiter = ',', default_value = DEFAULT_PRODUCTS_LIST,
+    #[arg(long, env = "TOYSTORE_PRODUCTS", value_delimiter = ',', default_value = default_products_list(),
           value_parser = parse_product, value_name = "LIST")]
     pub products: Vec<String>,
 
@@ -316,8 +327,10 @@ mod tests {
     }
 
     #[test]
-    fn product_list_constants_agree() {
-        assert_eq!(DEFAULT_PRODUCTS.join(","), DEFAULT_PRODUCTS_LIST);
+    fn the_default_products_are_the_new_catalog_s_toys() {
+        assert_eq!(DEFAULT_PRODUCTS[0], "Tux");
+        assert_eq!(DEFAULT_PRODUCTS[9], "Marbles");
+        assert!(default_products_list().starts_with("Tux,Whale,"));
     }
 
     #[test]

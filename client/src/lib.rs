@@ -210,29 +210,7 @@ pub fn run_with_progress(
         run_start,
     };
 
-    let sessions = thread::scope(|scope| -> Result<Vec<SessionOutcome>, Error> {
-        let mut handles = Vec::new();
-        for k in 0..u64::from(config.threads) {
-            let client = config.client_id.wrapping_add(k);
-            let (agent, plan, progress) = (&agent, &plan, &progress);
-            let handle = thread::Builder::new()
-                .name(format!("session-{client}"))
-                .spawn_scoped(scope, move || {
-                    session::run_session(agent, plan, client, seed, seed.wrapping_add(k), progress)
-                })
-                .map_err(Error::Spawn)?;
-            handles.push(handle);
-        }
-        Ok(handles
-            .into_iter()
-            // A panicking session is a bug in the client: pass the panic on.
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect())
-    })?;
+    let sessions = run_sessions(config, seed, &agent, &plan, &progress)?;
     progress.finish_and_clear();
     let elapsed = run_start.elapsed();
     // Close idle keep-alive connections now rather than when the caller is done with the report.
@@ -259,8 +237,58 @@ pub fn run_with_progress(
         source,
     })?;
 
+    let summary = summarize(seed, &sessions, &mismatches, &failures, csv_rows, elapsed);
+    Ok(Report {
+        summary,
+        sessions,
+        mismatches,
+        failures,
+    })
+}
+
+/// Runs the `config.threads` sessions of a run, each on its own thread, and returns their outcomes.
+fn run_sessions(
+    config: &Config,
+    seed: u64,
+    agent: &ureq::Agent,
+    plan: &session::SessionPlan<'_>,
+    progress: &ProgressBar,
+) -> Result<Vec<SessionOutcome>, Error> {
+    thread::scope(|scope| -> Result<Vec<SessionOutcome>, Error> {
+        let mut handles = Vec::new();
+        for k in 0..u64::from(config.threads) {
+            let client = config.client_id.wrapping_add(k);
+            let handle = thread::Builder::new()
+                .name(format!("session-{client}"))
+                .spawn_scoped(scope, move || {
+                    session::run_session(agent, plan, client, seed, seed.wrapping_add(k), progress)
+                })
+                .map_err(Error::Spawn)?;
+            handles.push(handle);
+        }
+        Ok(handles
+            .into_iter()
+            // A panicking session is a bug in the client: pass the panic on.
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect())
+    })
+}
+
+/// The summary of a run's sessions.
+fn summarize(
+    seed: u64,
+    sessions: &[SessionOutcome],
+    mismatches: &[Mismatch],
+    failures: &[Failure],
+    csv_rows: usize,
+    elapsed: Duration,
+) -> Summary {
     let samples: Vec<&Sample> = sessions.iter().flat_map(|s| &s.samples).collect();
-    let summary = Summary {
+    Summary {
         seed,
         kinds: Kind::ALL
             .iter()
@@ -272,13 +300,7 @@ pub fn run_with_progress(
         failures: failures.len(),
         csv_rows,
         elapsed,
-    };
-    Ok(Report {
-        summary,
-        sessions,
-        mismatches,
-        failures,
-    })
+    }
 }
 
 /// Creates (or truncates) the latency CSV, creating its parent folders.

@@ -1,8 +1,10 @@
-//! The client's own copy of the public wire types (see `CONTRACT.md`, "Public REST API").
+//! The public wire types as the client reads and sends them (see `CONTRACT.md`, "Public REST API").
 //!
-//! The client is an outside user of the store, so it mirrors the contract here instead of sharing the
-//! services' types: if a service drifts from the contract, the client notices. Unknown fields are
-//! ignored, since the contract allows answers to grow.
+//! The payloads (product, order placed, order record) are the services' own types from
+//! [`shared::protocol`], so a field is defined once; what holds them to the contract is the tests
+//! below and in `shared::protocol`, which parse the contract's literal examples. The envelopes and
+//! the purchase body are the client's: it always sends a request id, and reads an error without the
+//! internal fields. Unknown fields are ignored, since the contract allows answers to grow.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,16 +18,8 @@ pub struct Data<T> {
     pub data: T,
 }
 
-/// Answer of `GET /products/<name>`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Product {
-    /// The toy's name.
-    pub name: String,
-    /// Its price.
-    pub price: f64,
-    /// Units in stock when the answer was made (maybe from the front-end's cache).
-    pub quantity: u64,
-}
+/// Answer of `GET /products/<name>` (the quantity maybe from the front-end's cache).
+pub use shared::protocol::Product;
 
 /// Body of `POST /orders`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -38,23 +32,11 @@ pub struct OrderRequest {
     pub request_id: String,
 }
 
-/// Answer of a successful `POST /orders`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct OrderPlaced {
-    /// Number of the committed order.
-    pub order_number: OrderNumber,
-}
+/// Answer of a successful `POST /orders`: the number of the committed order.
+pub use shared::protocol::OrderCreated as OrderPlaced;
 
 /// Answer of `GET /orders/<number>`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct OrderRecord {
-    /// The order's number.
-    pub number: OrderNumber,
-    /// The toy bought.
-    pub name: String,
-    /// How many were bought.
-    pub quantity: u64,
-}
+pub use shared::protocol::OrderInfo as OrderRecord;
 
 /// The `{"error": …}` envelope of every error answer.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::de::DeserializeOwned;
 use ureq::http::Response;
 use ureq::Body;
 
@@ -146,18 +147,8 @@ pub fn request_id(seed: u64, client: u64, iteration: u64, run_nonce: &str) -> St
 }
 
 /// Percent-encodes `text` for use as one path segment (toy names are plain, but `--products` is
-/// free text).
-pub fn encode_path_segment(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
+/// free text): the services' own encoding.
+pub use shared::http::percent_encode as encode_path_segment;
 
 /// Runs session `client` with random seed `seed` (the run's seed is in its request ids as
 /// `run_seed`), then verifies its orders. Ticks `progress` once per iteration.
@@ -250,6 +241,29 @@ impl Session<'_> {
         });
     }
 
+    /// The data of a well-formed 200 answer (`Some(Ok)`), or another answer to judge (`Some(Err)`).
+    /// A transport error, or a 200 whose body is not `{"data": T}` (described as `malformed`), is
+    /// recorded as a failure of `kind` (`None`).
+    fn data_of<T: DeserializeOwned>(
+        &mut self,
+        iteration: u64,
+        kind: Kind,
+        result: Result<Answer, ureq::Error>,
+        malformed: &str,
+    ) -> Option<Result<T, Answer>> {
+        match result {
+            Err(err) => self.fail(iteration, kind, STATUS_TRANSPORT_ERROR, err.to_string()),
+            Ok(answer) if answer.status == 200 => {
+                match serde_json::from_slice::<Data<T>>(&answer.body) {
+                    Ok(data) => return Some(Ok(data.data)),
+                    Err(err) => self.fail(iteration, kind, 200, format!("{malformed}: {err}")),
+                }
+            }
+            Ok(answer) => return Some(Err(answer)),
+        }
+        None
+    }
+
     /// `GET /products/<name>`; the product on a well-formed 200, `None` otherwise (recorded as a
     /// failure).
     fn query(&mut self, iteration: u64, name: &str) -> Option<Product> {
@@ -258,31 +272,16 @@ impl Session<'_> {
             self.plan.frontend,
             encode_path_segment(name)
         );
-        match self.exchange(Kind::Query, |agent| agent.get(&url).call()) {
-            Err(err) => self.fail(
+        let result = self.exchange(Kind::Query, |agent| agent.get(&url).call());
+        match self.data_of::<Product>(iteration, Kind::Query, result, "malformed product")? {
+            Ok(product) if product.name == name => return Some(product),
+            Ok(product) => self.fail(
                 iteration,
                 Kind::Query,
-                STATUS_TRANSPORT_ERROR,
-                err.to_string(),
+                200,
+                format!("asked for {name}, got {}", product.name),
             ),
-            Ok(answer) if answer.status == 200 => {
-                match serde_json::from_slice::<Data<Product>>(&answer.body) {
-                    Ok(product) if product.data.name == name => return Some(product.data),
-                    Ok(product) => self.fail(
-                        iteration,
-                        Kind::Query,
-                        200,
-                        format!("asked for {name}, got {}", product.data.name),
-                    ),
-                    Err(err) => self.fail(
-                        iteration,
-                        Kind::Query,
-                        200,
-                        format!("malformed product: {err}"),
-                    ),
-                }
-            }
-            Ok(answer) => {
+            Err(answer) => {
                 let detail = format!("{name}: {}", describe_error_body(&answer.body));
                 self.fail(iteration, Kind::Query, answer.status, detail)
             }
@@ -306,32 +305,17 @@ impl Session<'_> {
                 .content_type("application/json")
                 .send(&body[..])
         });
-        match result {
-            Err(err) => self.fail(
-                iteration,
-                Kind::Buy,
-                STATUS_TRANSPORT_ERROR,
-                err.to_string(),
-            ),
-            Ok(answer) if answer.status == 200 => {
-                match serde_json::from_slice::<Data<OrderPlaced>>(&answer.body) {
-                    Ok(placed) => self.outcome.orders.push(PlacedOrder {
-                        number: placed.data.order_number,
-                        name: request.name,
-                        quantity,
-                        request_id: request.request_id,
-                    }),
-                    Err(err) => self.fail(
-                        iteration,
-                        Kind::Buy,
-                        200,
-                        format!("malformed order answer: {err}"),
-                    ),
-                }
-            }
+        match self.data_of::<OrderPlaced>(iteration, Kind::Buy, result, "malformed order answer") {
+            None => {}
+            Some(Ok(placed)) => self.outcome.orders.push(PlacedOrder {
+                number: placed.order_number,
+                name: request.name,
+                quantity,
+                request_id: request.request_id,
+            }),
             // Another client bought the stock between our query and our purchase.
-            Ok(answer) if answer.status == STATUS_CONFLICT => {}
-            Ok(answer) => {
+            Some(Err(answer)) if answer.status == STATUS_CONFLICT => {}
+            Some(Err(answer)) => {
                 let detail = format!("{name} x{quantity}: {}", describe_error_body(&answer.body));
                 self.fail(iteration, Kind::Buy, answer.status, detail)
             }

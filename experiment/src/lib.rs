@@ -10,12 +10,13 @@
 //!   list it runs each service in its own network namespace (see `scripts/netns.sh`).
 //! - The `relay` binary ([`relay`]): a TCP relay that delays every chunk by a fixed time each way,
 //!   placed between the client and the front-end to stand in for a wide-area link.
-//! - The `store` benchmark (`cargo bench -p experiment`, `make bench`, [`bench`]): the floor (the
-//!   `floor` binary, a bare tiny_http server with the services' worker pool answering a fixed body)
-//!   against the front-end's cached and uncached queries, purchases and order queries, with 1 and with
-//!   5 concurrent clients, and the pieces of a purchase on their own. Its clients resolve IP-literal
+//! - The `store` benchmark (`cargo bench -p experiment`, `make bench`, [`bench`](mod@bench)): the
+//!   floor (the `floor` binary, a bare tiny_http server with the services' worker pool answering a
+//!   fixed body) against the front-end's cached and uncached queries, purchases and order queries,
+//!   with 1 and with 5 concurrent clients, and the pieces of a purchase on their own. Its clients resolve IP-literal
 //!   hosts without a thread ([`resolver`]).
-//! - Plots as SVG and as PNG; the PNG needs no system library or font ([`raster`]).
+//! - Plots as SVG and as PNG, each drawn once for both ([`plot`]); the PNG's text comes from a font
+//!   compiled into the program, so it needs no system library or font.
 //!
 //! # Threads
 //! Experiments are plain threads: one per client session (inside the client library), a killer on
@@ -43,7 +44,6 @@ pub mod cli;
 pub mod crash;
 pub mod data;
 pub mod plot;
-pub mod raster;
 pub mod relay;
 pub mod report;
 pub mod resolver;

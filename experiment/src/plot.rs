@@ -1,5 +1,8 @@
-//! The plots, as SVG (plotters' SVG backend: text is left to the viewer's fonts) and as PNG (the
-//! [`raster`](crate::raster) backend with a built-in bitmap font, drawn 1.6 times larger).
+//! The plots. Each is drawn by one function generic over plotters' `DrawingBackend` and written
+//! twice: as SVG (plotters' SVG backend; the text names its font and the viewer draws it) and as PNG
+//! (plotters' bitmap backend, 1.6 times larger). The PNG's text is drawn anti-aliased by
+//! plotters' `ab_glyph` feature from DejaVu Sans, compiled into the program, so no system font or
+//! font library is needed; the same font measures the text for the layout of both files.
 //!
 //! - [`LATENCY_VS_P`]: median and 99th percentile of each request kind against p, cache on (solid,
 //!   circles) and off (dashed, triangles), on a log scale.
@@ -8,10 +11,15 @@
 
 use crate::analysis::{cell, ps, Bucket, SweepCell};
 use crate::data::{EventRow, Kind};
-use crate::raster::Raster;
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
+use plotters::element::DynElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// File stem of the latency-against-p plot.
 pub const LATENCY_VS_P: &str = "latency-vs-p";
@@ -22,6 +30,52 @@ pub const CRASH_TIMELINE: &str = "crash-timeline";
 const SIZE: (u32, u32) = (1100, 560);
 /// How much larger the PNG is drawn than the SVG (text, lines and canvas alike).
 const PNG_SCALE: f64 = 1.6;
+
+/// The font family the plots ask for; the SVG names it, the PNG draws it with [`FONT`].
+const FAMILY: &str = "sans-serif";
+/// DejaVu Sans 2.37, unmodified, from Debian's `fonts-dejavu-core` package; its licence (Bitstream
+/// Vera and Arev, free to copy and distribute) is `assets/DejaVuSans-LICENSE.txt` beside it.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Makes [`FONT`] the [`FAMILY`] of plotters' text, once for the whole program.
+fn load_font() -> Result<(), String> {
+    static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
+                .map_err(|_| "plot: the built-in font does not load".to_string())
+        })
+        .clone()
+}
+
+/// The chart both plots draw on: p or time across, latency on a log scale up.
+type Chart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, WithKeyPoints<LogCoord<f64>>>>;
+
+/// A plot that can be drawn on any backend, `s` times larger than [`SIZE`].
+trait Plot {
+    /// Draws the plot on `root`, scaling text, lines and margins by `s`.
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, s: f64) -> Result<(), String>;
+}
+
+/// Writes `plot` as `<stem>.svg` and `<stem>.png` into `dir`. Returns the files' names.
+fn write(dir: &Path, stem: &str, plot: &impl Plot) -> Result<Vec<String>, String> {
+    load_font()?;
+    let (svg, png) = (format!("{stem}.svg"), format!("{stem}.png"));
+    plot.draw(
+        SVGBackend::new(&dir.join(&svg), SIZE).into_drawing_area(),
+        1.0,
+    )?;
+    let size = (
+        px(f64::from(SIZE.0), PNG_SCALE),
+        px(f64::from(SIZE.1), PNG_SCALE),
+    );
+    plot.draw(
+        BitMapBackend::new(&dir.join(&png), size).into_drawing_area(),
+        PNG_SCALE,
+    )?;
+    Ok(vec![svg, png])
+}
 
 /// The colour of a request kind.
 fn color(kind: Kind) -> RGBColor {
@@ -36,6 +90,16 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     format!("plot: {e}")
 }
 
+/// Text of `size` pixels (before scaling by `s`) in `color`.
+fn text(size: f64, s: f64, color: &RGBColor) -> TextStyle<'static> {
+    (FAMILY, size * s).into_font().color(color)
+}
+
+/// Scales a length in pixels.
+fn px(v: f64, s: f64) -> u32 {
+    (v * s).round() as u32
+}
+
 /// A tick label in ms on a log axis.
 fn ms_label(v: &f64) -> String {
     if *v >= 10.0 {
@@ -45,61 +109,6 @@ fn ms_label(v: &f64) -> String {
     } else {
         format!("{v:.2}")
     }
-}
-
-/// Writes the latency-against-p plot of `cells` into `dir`.
-pub fn latency_vs_p(dir: &Path, cells: &[SweepCell]) -> Result<Vec<String>, String> {
-    if cells.is_empty() {
-        return Ok(Vec::new());
-    }
-    let svg = dir.join(format!("{LATENCY_VS_P}.svg"));
-    draw_sweep(SVGBackend::new(&svg, SIZE).into_drawing_area(), cells, 1.0)?;
-    let mut raster = Raster::new(
-        (f64::from(SIZE.0) * PNG_SCALE) as u32,
-        (f64::from(SIZE.1) * PNG_SCALE) as u32,
-    );
-    draw_sweep(raster.backend().into_drawing_area(), cells, PNG_SCALE)?;
-    raster.write_png(&dir.join(format!("{LATENCY_VS_P}.png")))?;
-    Ok(vec![
-        format!("{LATENCY_VS_P}.svg"),
-        format!("{LATENCY_VS_P}.png"),
-    ])
-}
-
-/// Writes the crash run's timeline into `dir`.
-pub fn crash_timeline(
-    dir: &Path,
-    buckets: &[Bucket],
-    events: &[EventRow],
-    bucket_ms: u64,
-) -> Result<Vec<String>, String> {
-    if buckets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let svg = dir.join(format!("{CRASH_TIMELINE}.svg"));
-    draw_timeline(
-        SVGBackend::new(&svg, SIZE).into_drawing_area(),
-        buckets,
-        events,
-        bucket_ms,
-        1.0,
-    )?;
-    let mut raster = Raster::new(
-        (f64::from(SIZE.0) * PNG_SCALE) as u32,
-        (f64::from(SIZE.1) * PNG_SCALE) as u32,
-    );
-    draw_timeline(
-        raster.backend().into_drawing_area(),
-        buckets,
-        events,
-        bucket_ms,
-        PNG_SCALE,
-    )?;
-    raster.write_png(&dir.join(format!("{CRASH_TIMELINE}.png")))?;
-    Ok(vec![
-        format!("{CRASH_TIMELINE}.svg"),
-        format!("{CRASH_TIMELINE}.png"),
-    ])
 }
 
 /// Ticks of a log axis: 1, 2, 5 times the powers of ten within `lo..hi`.
@@ -118,296 +127,332 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     ticks
 }
 
-/// Scales a length in pixels.
-fn px(v: f64, s: f64) -> u32 {
-    (v * s).round() as u32
+/// A [`Chart`] on `area` with `caption` over it, `x` across and `lo..hi` (ms, log scale) up.
+fn chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    (caption, caption_size): (&str, f64),
+    x: Range<f64>,
+    (lo, hi): (f64, f64),
+    margin: f64,
+    s: f64,
+) -> Result<Chart<'a, DB>, String> {
+    ChartBuilder::on(area)
+        .caption(caption, text(caption_size, s, &BLACK))
+        .margin(px(margin, s))
+        .x_label_area_size(px(40.0, s))
+        .y_label_area_size(px(60.0, s))
+        .build_cartesian_2d(x, (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)))
+        .map_err(err)
 }
 
-fn draw_sweep<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    cells: &[SweepCell],
+/// The grid, the axes and their labels; latency in ms up, `x_desc` across.
+fn mesh<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    x_desc: &str,
+    x_labels: usize,
+    x_label: &dyn Fn(&f64) -> String,
     s: f64,
 ) -> Result<(), String> {
-    root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(
-            "Latency against p (5 clients): cache on (solid) and off (dashed)",
-            ("sans-serif", 22.0 * s).into_font().color(&BLACK),
-        )
-        .map_err(err)?;
-    let panels = root.split_evenly((1, 2));
-    let xs = ps(cells);
-    let (x_lo, x_hi) = (
-        xs.first().copied().unwrap_or(0.0) - 0.05,
-        xs.last().copied().unwrap_or(1.0) + 0.05,
-    );
-    let values: Vec<f64> = cells
-        .iter()
-        .flat_map(|c| [c.stats.p50_us, c.stats.p99_us])
-        .filter(|v| *v > 0)
-        .map(|v| v as f64 / 1000.0)
-        .collect();
-    let y_lo = values.iter().copied().fold(f64::INFINITY, f64::min) / 1.5;
-    let y_hi = values.iter().copied().fold(0.0, f64::max) * 1.6;
-    for (panel, (title, pick)) in panels.iter().zip([
-        (
-            "median",
-            (|c: &SweepCell| c.stats.p50_us) as fn(&SweepCell) -> u64,
-        ),
-        ("99th percentile", |c: &SweepCell| c.stats.p99_us),
-    ]) {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(title, ("sans-serif", 18.0 * s).into_font().color(&BLACK))
-            .margin(px(10.0, s))
-            .x_label_area_size(px(40.0, s))
-            .y_label_area_size(px(60.0, s))
-            .build_cartesian_2d(
-                x_lo..x_hi,
-                (y_lo..y_hi)
-                    .log_scale()
-                    .with_key_points(log_ticks(y_lo, y_hi)),
-            )
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("p (probability of a purchase after a query)")
-            .y_desc("latency (ms, log scale)")
-            .x_labels(10)
-            .x_label_formatter(&|v| format!("{v:.1}"))
-            .y_label_formatter(&ms_label)
-            .label_style(("sans-serif", 13.0 * s).into_font().color(&BLACK))
-            .axis_desc_style(("sans-serif", 14.0 * s).into_font().color(&BLACK))
-            .max_light_lines(1)
-            .light_line_style(RGBColor(235, 235, 235).stroke_width(px(1.0, s)))
-            .bold_line_style(RGBColor(210, 210, 210).stroke_width(px(1.0, s)))
-            .axis_style(BLACK.stroke_width(px(1.0, s)))
-            .draw()
-            .map_err(err)?;
-        for kind in Kind::ALL {
-            for cache in [true, false] {
-                let points: Vec<(f64, f64)> = xs
-                    .iter()
-                    .filter_map(|p| cell(cells, *p, cache, kind))
-                    .filter(|c| c.stats.count > 0)
-                    .map(|c| (c.p, pick(c).max(1) as f64 / 1000.0))
-                    .collect();
-                if points.is_empty() {
-                    continue;
-                }
-                let c = color(kind);
-                let line = c.stroke_width(px(2.0, s));
-                let label = format!(
-                    "{} (cache {})",
-                    kind.as_str(),
-                    if cache { "on" } else { "off" }
-                );
-                let marker = px(4.0, s);
-                if cache {
-                    chart
-                        .draw_series(LineSeries::new(points.clone(), line))
-                        .map_err(err)?
-                        .label(label)
-                        .legend(move |(x, y)| {
-                            EmptyElement::at((x, y))
-                                + PathElement::new(
-                                    vec![(-(marker as i32) * 3, 0), (marker as i32 * 3, 0)],
-                                    line,
-                                )
-                                + Circle::new((0, 0), marker, c.filled())
-                        });
-                    chart
-                        .draw_series(points.iter().map(|p| Circle::new(*p, marker, c.filled())))
-                        .map_err(err)?;
-                } else {
-                    chart
-                        .draw_series(DashedLineSeries::new(
-                            points.clone(),
-                            px(6.0, s),
-                            px(4.0, s),
-                            line,
-                        ))
-                        .map_err(err)?
-                        .label(label)
-                        .legend(move |(x, y)| {
-                            EmptyElement::at((x, y))
-                                + PathElement::new(
-                                    vec![(-(marker as i32) * 3, 0), (-(marker as i32), 0)],
-                                    line,
-                                )
-                                + PathElement::new(
-                                    vec![(marker as i32, 0), (marker as i32 * 3, 0)],
-                                    line,
-                                )
-                                + TriangleMarker::new((0, 0), marker + 1, c.filled())
-                        });
-                    chart
-                        .draw_series(
-                            points
-                                .iter()
-                                .map(|p| TriangleMarker::new(*p, marker + 1, c.filled())),
-                        )
-                        .map_err(err)?;
-                }
-            }
-        }
-        if title == "median" {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font(("sans-serif", 12.0 * s).into_font().color(&BLACK))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(180, 180, 180))
-                .draw()
-                .map_err(err)?;
-        }
-    }
-    root.present().map_err(err)?;
-    Ok(())
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("latency (ms, log scale)")
+        .x_labels(x_labels)
+        .x_label_formatter(x_label)
+        .y_label_formatter(&ms_label)
+        .label_style(text(13.0, s, &BLACK))
+        .axis_desc_style(text(14.0, s, &BLACK))
+        .max_light_lines(1)
+        .light_line_style(RGBColor(235, 235, 235).stroke_width(px(1.0, s)))
+        .bold_line_style(RGBColor(210, 210, 210).stroke_width(px(1.0, s)))
+        .axis_style(BLACK.stroke_width(px(1.0, s)))
+        .draw()
+        .map_err(err)
 }
 
-fn draw_timeline<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
+/// Width of a series' sample in the legend, before scaling.
+const SAMPLE: f64 = 24.0;
+
+/// The box naming every labelled series, at `position`. Each sample is drawn from the point its
+/// legend function gets to [`SAMPLE`] to the right of it.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    position: SeriesLabelPosition,
+    s: f64,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(px(10.0, s))
+        .legend_area_size(px(SAMPLE + 8.0, s))
+        .label_font(text(12.0, s, &BLACK))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+        .map_err(err)
+}
+
+/// Writes the latency-against-p plot of `cells` into `dir`.
+pub fn latency_vs_p(dir: &Path, cells: &[SweepCell]) -> Result<Vec<String>, String> {
+    if cells.is_empty() {
+        return Ok(Vec::new());
+    }
+    write(dir, LATENCY_VS_P, &Sweep { cells })
+}
+
+/// Writes the crash run's timeline into `dir`.
+pub fn crash_timeline(
+    dir: &Path,
     buckets: &[Bucket],
     events: &[EventRow],
     bucket_ms: u64,
+) -> Result<Vec<String>, String> {
+    if buckets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let timeline = Timeline {
+        buckets,
+        events,
+        bucket_ms,
+    };
+    write(dir, CRASH_TIMELINE, &timeline)
+}
+
+/// The latency-against-p plot: a panel for the median and one for the 99th percentile.
+struct Sweep<'a> {
+    cells: &'a [SweepCell],
+}
+
+/// A value shown of a row: its name, and how to read it.
+type Pick<T> = (&'static str, fn(&T) -> u64);
+
+/// The panels of [`Sweep`]: title and the percentile shown.
+const PANELS: [Pick<SweepCell>; 2] = [
+    ("median", |c| c.stats.p50_us),
+    ("99th percentile", |c| c.stats.p99_us),
+];
+
+impl Plot for Sweep<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, s: f64) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        // The bitmap backend draws a text's capitals a quarter of its size above its layout box.
+        let root = root
+            .margin(px(8.0, s), 0, 0, 0)
+            .titled(
+                "Latency against p (5 clients): cache on (solid) and off (dashed)",
+                text(22.0, s, &BLACK),
+            )
+            .map_err(err)?;
+        let xs = ps(self.cells);
+        let x = xs.first().copied().unwrap_or(0.0) - 0.05..xs.last().copied().unwrap_or(1.0) + 0.05;
+        let values: Vec<f64> = self
+            .cells
+            .iter()
+            .flat_map(|c| [c.stats.p50_us, c.stats.p99_us])
+            .filter(|v| *v > 0)
+            .map(|v| v as f64 / 1000.0)
+            .collect();
+        let y_lo = values.iter().copied().fold(f64::INFINITY, f64::min) / 1.5;
+        let y_hi = values.iter().copied().fold(0.0, f64::max) * 1.6;
+        for (panel, (title, pick)) in root.split_evenly((1, 2)).iter().zip(PANELS) {
+            let mut chart = chart(panel, (title, 18.0), x.clone(), (y_lo, y_hi), 10.0, s)?;
+            let x_desc = "p (probability of a purchase after a query)";
+            mesh(&mut chart, x_desc, 10, &|v| format!("{v:.1}"), s)?;
+            for kind in Kind::ALL {
+                for cache in [true, false] {
+                    let points: Vec<(f64, f64)> = xs
+                        .iter()
+                        .filter_map(|p| cell(self.cells, *p, cache, kind))
+                        .filter(|c| c.stats.count > 0)
+                        .map(|c| (c.p, pick(c).max(1) as f64 / 1000.0))
+                        .collect();
+                    sweep_series(&mut chart, points, kind, cache, s)?;
+                }
+            }
+            if title == "median" {
+                legend(&mut chart, SeriesLabelPosition::UpperLeft, s)?;
+            }
+        }
+        root.present().map_err(err)
+    }
+}
+
+/// The marker of a point of the sweep: a circle with the cache on, a triangle with it off.
+fn marker<DB: DrawingBackend, C: Clone + 'static>(
+    at: C,
+    cache: bool,
+    size: u32,
+    color: RGBColor,
+) -> DynElement<'static, DB, C> {
+    if cache {
+        Circle::new(at, size, color.filled()).into_dyn()
+    } else {
+        TriangleMarker::new(at, size + 1, color.filled()).into_dyn()
+    }
+}
+
+/// One kind's line through `points` with its markers: solid with the cache on, dashed with it off.
+fn sweep_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    points: Vec<(f64, f64)>,
+    kind: Kind,
+    cache: bool,
     s: f64,
 ) -> Result<(), String> {
-    root.fill(&WHITE).map_err(err)?;
-    let t_hi = buckets
-        .iter()
-        .map(|b| b.t_ms + bucket_ms)
-        .max()
-        .unwrap_or(1000) as f64
-        / 1000.0;
-    let lo = buckets.iter().map(|b| b.p50_us.max(1)).min().unwrap_or(100) as f64 / 1000.0 / 1.5;
-    let hi = buckets.iter().map(|b| b.max_us).max().unwrap_or(1000) as f64 / 1000.0 * 2.5;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Crash run: latency over time ({} ms buckets); kills in red, restarts in green",
-                bucket_ms
-            ),
-            ("sans-serif", 20.0 * s).into_font().color(&BLACK),
-        )
-        .margin(px(12.0, s))
-        .x_label_area_size(px(40.0, s))
-        .y_label_area_size(px(60.0, s))
-        .build_cartesian_2d(
-            0.0..t_hi,
-            (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
-        )
-        .map_err(err)?;
+    if points.is_empty() {
+        return Ok(());
+    }
+    let c = color(kind);
+    let line = c.stroke_width(px(2.0, s));
+    let size = px(4.0, s);
     chart
-        .configure_mesh()
-        .x_desc("start of the request (s since the run began)")
-        .y_desc("latency (ms, log scale)")
-        .y_label_formatter(&ms_label)
-        .x_label_formatter(&|v| {
+        .draw_series(points.iter().map(|p| marker(*p, cache, size, c)))
+        .map_err(err)?;
+    let series = if cache {
+        chart.draw_series(LineSeries::new(points, line))
+    } else {
+        chart.draw_series(DashedLineSeries::new(points, px(6.0, s), px(4.0, s), line))
+    };
+    let cache_on = if cache { "on" } else { "off" };
+    // In the legend the dashed line leaves a gap around its marker, as its dashes do.
+    let (m, gap) = (size as i32, if cache { 0 } else { size as i32 });
+    let half = px(SAMPLE / 2.0, s) as i32;
+    series
+        .map_err(err)?
+        .label(format!("{} (cache {cache_on})", kind.as_str()))
+        .legend(move |(x, y)| {
+            EmptyElement::at((x + half, y))
+                + PathElement::new(vec![(-half, 0), (-gap, 0)], line)
+                + PathElement::new(vec![(gap, 0), (half, 0)], line)
+                + marker((0, 0), cache, m as u32, c)
+        });
+    Ok(())
+}
+
+/// The crash run's timeline.
+struct Timeline<'a> {
+    buckets: &'a [Bucket],
+    events: &'a [EventRow],
+    bucket_ms: u64,
+}
+
+impl Plot for Timeline<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, s: f64) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let b = self.buckets;
+        let t_hi = b
+            .iter()
+            .map(|b| b.t_ms + self.bucket_ms)
+            .max()
+            .unwrap_or(1000) as f64
+            / 1000.0;
+        let lo = b.iter().map(|b| b.p50_us.max(1)).min().unwrap_or(100) as f64 / 1000.0 / 1.5;
+        let hi = b.iter().map(|b| b.max_us).max().unwrap_or(1000) as f64 / 1000.0 * 2.5;
+        let caption = format!(
+            "Crash run: latency over time ({} ms buckets); kills in red, restarts in green",
+            self.bucket_ms
+        );
+        let mut chart = chart(&root, (&caption, 20.0), 0.0..t_hi, (lo, hi), 12.0, s)?;
+        let x_label = |v: &f64| {
             if t_hi < 10.0 {
                 format!("{v:.1}")
             } else {
                 format!("{v:.0}")
             }
-        })
-        .x_labels(15)
-        .label_style(("sans-serif", 13.0 * s).into_font().color(&BLACK))
-        .axis_desc_style(("sans-serif", 14.0 * s).into_font().color(&BLACK))
-        .max_light_lines(1)
-        .light_line_style(RGBColor(238, 238, 238).stroke_width(px(1.0, s)))
-        .bold_line_style(RGBColor(215, 215, 215).stroke_width(px(1.0, s)))
-        .axis_style(BLACK.stroke_width(px(1.0, s)))
-        .draw()
-        .map_err(err)?;
-    for e in events {
-        let t = e.t_ms as f64 / 1000.0;
-        let (c, label) = match e.event.as_str() {
-            "kill" => (
-                RGBColor(200, 0, 0),
-                format!(
-                    "kill {}{}",
-                    e.replica,
-                    if e.leader { " (leader)" } else { "" }
-                ),
-            ),
-            "restart" => (RGBColor(0, 150, 0), String::new()),
-            _ => continue,
         };
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(t, lo), (t, hi)],
-                c.stroke_width(px(1.5, s)),
-            )))
-            .map_err(err)?;
-        if !label.is_empty() {
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    label,
-                    (t, hi / 1.15),
-                    ("sans-serif", 12.0 * s).into_font().color(&c).pos(
-                        plotters::style::text_anchor::Pos::new(
-                            plotters::style::text_anchor::HPos::Left,
-                            plotters::style::text_anchor::VPos::Top,
-                        ),
-                    ),
-                )))
-                .map_err(err)?;
+        let x_desc = "start of the request (s since the run began)";
+        mesh(&mut chart, x_desc, 15, &x_label, s)?;
+        for e in self.events {
+            event_line(&mut chart, e, (lo, hi), s)?;
         }
-    }
-    for kind in Kind::ALL {
-        let of_kind: Vec<&Bucket> = buckets.iter().filter(|b| b.kind == kind).collect();
-        if of_kind.is_empty() {
-            continue;
+        for kind in Kind::ALL {
+            let c = color(kind);
+            let lines: [(Pick<Bucket>, ShapeStyle); 2] = [
+                (("slowest", |b| b.max_us), c.stroke_width(px(1.5, s))),
+                (
+                    ("median", |b| b.p50_us),
+                    c.mix(0.45).stroke_width(px(1.0, s)),
+                ),
+            ];
+            for (pick, style) in lines {
+                self.bucket_line(&mut chart, kind, pick, style, s)?;
+            }
         }
-        let c = color(kind);
-        let mid = bucket_ms as f64 / 2000.0;
-        let max_line = c.stroke_width(px(1.5, s));
-        chart
-            .draw_series(LineSeries::new(
-                of_kind.iter().map(|b| {
-                    (
-                        b.t_ms as f64 / 1000.0 + mid,
-                        b.max_us.max(1) as f64 / 1000.0,
-                    )
-                }),
-                max_line,
-            ))
-            .map_err(err)?
-            .label(format!("{}: slowest", kind.as_str()))
-            .legend(move |(x, y)| {
-                PathElement::new(
-                    vec![(x - px(12.0, s) as i32, y), (x + px(12.0, s) as i32, y)],
-                    max_line,
-                )
-            });
-        let median_line = c.mix(0.45).stroke_width(px(1.0, s));
-        chart
-            .draw_series(LineSeries::new(
-                of_kind.iter().map(|b| {
-                    (
-                        b.t_ms as f64 / 1000.0 + mid,
-                        b.p50_us.max(1) as f64 / 1000.0,
-                    )
-                }),
-                median_line,
-            ))
-            .map_err(err)?
-            .label(format!("{}: median", kind.as_str()))
-            .legend(move |(x, y)| {
-                PathElement::new(
-                    vec![(x - px(12.0, s) as i32, y), (x + px(12.0, s) as i32, y)],
-                    median_line,
-                )
-            });
+        legend(&mut chart, SeriesLabelPosition::LowerRight, s)?;
+        root.present().map_err(err)
     }
+}
+
+impl Timeline<'_> {
+    /// A line through `value` of `kind`'s buckets, at the middle of each, labelled `what`.
+    fn bucket_line<'a, DB: DrawingBackend + 'a>(
+        &self,
+        chart: &mut Chart<'a, DB>,
+        kind: Kind,
+        (what, value): Pick<Bucket>,
+        style: ShapeStyle,
+        s: f64,
+    ) -> Result<(), String> {
+        let mid = self.bucket_ms as f64 / 2000.0;
+        let points: Vec<(f64, f64)> = self
+            .buckets
+            .iter()
+            .filter(|b| b.kind == kind)
+            .map(|b| {
+                (
+                    b.t_ms as f64 / 1000.0 + mid,
+                    value(b).max(1) as f64 / 1000.0,
+                )
+            })
+            .collect();
+        if points.is_empty() {
+            return Ok(());
+        }
+        let width = px(SAMPLE, s) as i32;
+        chart
+            .draw_series(LineSeries::new(points, style))
+            .map_err(err)?
+            .label(format!("{}: {what}", kind.as_str()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + width, y)], style));
+        Ok(())
+    }
+}
+
+/// A kill (red, labelled with the replica) or a restart (green) across the whole height.
+fn event_line<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    e: &EventRow,
+    (lo, hi): (f64, f64),
+    s: f64,
+) -> Result<(), String> {
+    let t = e.t_ms as f64 / 1000.0;
+    let (c, label) = match e.event.as_str() {
+        "kill" => (
+            RGBColor(200, 0, 0),
+            format!(
+                "kill {}{}",
+                e.replica,
+                if e.leader { " (leader)" } else { "" }
+            ),
+        ),
+        "restart" => (RGBColor(0, 150, 0), String::new()),
+        _ => return Ok(()),
+    };
     chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 12.0 * s).into_font().color(&BLACK))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(t, lo), (t, hi)],
+            c.stroke_width(px(1.5, s)),
+        )))
         .map_err(err)?;
-    root.present().map_err(err)?;
+    if !label.is_empty() {
+        let style = text(12.0, s, &c).pos(Pos::new(HPos::Left, VPos::Top));
+        let beside = (px(4.0, s) as i32, 0);
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((t, hi / 1.15)) + Text::new(label, beside, style),
+            ))
+            .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -422,6 +467,25 @@ mod tests {
             log_ticks(0.15, 30.0),
             vec![0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0]
         );
+    }
+
+    #[test]
+    fn png_text_is_drawn_anti_aliased_from_the_built_in_font() {
+        load_font().unwrap();
+        let (w, h) = (220, 40);
+        let mut buf = vec![255u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            let style = text(20.0, 1.0, &BLACK);
+            root.draw(&Text::new("kill 3 (leader)", (5, 10), style))
+                .unwrap();
+            root.present().unwrap();
+        }
+        let pixels: Vec<&[u8]> = buf.chunks(3).collect();
+        let dark = pixels.iter().filter(|p| p[0] < 64).count();
+        let grey = pixels.iter().filter(|p| (64..224).contains(&p[0])).count();
+        assert!(dark > 100, "{dark} dark pixels");
+        assert!(grey > 50, "{grey} grey pixels: the edges are not smoothed");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::leader::{choose, Choice, Verdict, Watch};
 use clap::Parser;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use shared::config::ReplicaList;
+use shared::config::{self, ReplicaList, ServiceFlags, StoreAddrs};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
 use shared::protocol::{
     Ballot, Invalidate, LeaderNotice, OrderCreated, OrderInfo, OrderNumber, Product, Purchase,
@@ -32,6 +32,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(QUERY_TIMEOUT_MS);
 const CATALOG_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How often the monitor pings the leader.
 const MONITOR_EVERY: Duration = Duration::from_millis(HEALTH_EVERY_MS);
+/// Workers of the internal server: it only takes invalidations and status checks.
+const INTERNAL_WORKERS: usize = 4;
 
 /// The front-end's flags. Each can also be set as `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug, Clone)]
@@ -42,25 +44,18 @@ const MONITOR_EVERY: Duration = Duration::from_millis(HEALTH_EVERY_MS);
 )]
 pub struct Config {
     /// Public address (the REST API).
-    #[arg(long, env = "TOYSTORE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TOYSTORE_LISTEN", default_value = config::DEFAULT_FRONTEND_LISTEN)]
     pub listen: String,
     /// Internal address, where the catalog pushes invalidations.
     #[arg(
         long,
         env = "TOYSTORE_INTERNAL_LISTEN",
-        default_value = "127.0.0.1:8082"
+        default_value = config::DEFAULT_FRONTEND_INTERNAL_LISTEN
     )]
     pub internal_listen: String,
-    /// The catalog's URL.
-    #[arg(
-        long,
-        env = "TOYSTORE_CATALOG",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub catalog: String,
-    /// The order replicas: ID=URL,...
-    #[arg(long, env = "TOYSTORE_REPLICAS", default_value = shared::config::DEFAULT_REPLICAS)]
-    pub replicas: ReplicaList,
+    /// The catalog and the order replicas.
+    #[command(flatten)]
+    pub store: StoreAddrs,
     /// Products the cache holds at most.
     #[arg(
         long,
@@ -72,12 +67,9 @@ pub struct Config {
     /// Turn the product cache off.
     #[arg(long, env = "TOYSTORE_NO_CACHE")]
     pub no_cache: bool,
-    /// Shared secret internal calls must carry (none: internal calls are not checked).
-    #[arg(long, env = "TOYSTORE_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-    /// HTTP worker threads of the public server.
-    #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = http::DEFAULT_WORKERS)]
-    pub workers: usize,
+    /// The secret and the worker count (of the public server; the internal one has 4).
+    #[command(flatten)]
+    pub service: ServiceFlags,
 }
 
 /// The public body of `POST /orders`. Quantity is read as any JSON value and checked by hand, so that
@@ -169,34 +161,39 @@ pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Res
     } else {
         config.cache_capacity
     };
+    let secret = &config.service.secret;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let frontend = Arc::new(Frontend {
-        catalog_url: shared::config::base_url(&config.catalog).map_err(Error::BadRequest)?,
-        replicas: config.replicas.clone(),
+        catalog_url: config::base_url(&config.store.catalog).map_err(Error::Config)?,
+        replicas: config.store.replicas.clone(),
         cache: Mutex::new(Cache::new(capacity)),
         leader: Mutex::new(None),
         selecting: Mutex::new(()),
         known_epoch: AtomicU64::new(0),
-        ping: Peer::new(PING_TIMEOUT, config.secret.clone()),
-        orders: Peer::new(LEADER_TIMEOUT, config.secret.clone()),
-        queries: Peer::new(QUERY_TIMEOUT, config.secret.clone()),
-        catalog: Peer::new(CATALOG_TIMEOUT, config.secret.clone()),
+        ping: Peer::new(PING_TIMEOUT, secret.clone()),
+        orders: Peer::new(LEADER_TIMEOUT, secret.clone()),
+        queries: Peer::new(QUERY_TIMEOUT, secret.clone()),
+        catalog: Peer::new(CATALOG_TIMEOUT, secret.clone()),
         next_request: AtomicU64::new(0),
         instance: format!("fe{:x}", nanos as u64),
         stop: AtomicBool::new(false),
     });
     let f = frontend.clone();
     let public_handler: Handler = Arc::new(move |r: &Request| handle_public(&f, r));
-    let mut options = ServerOptions::public();
-    options.workers = config.workers;
+    let options = ServerOptions {
+        workers: config.service.workers,
+        ..ServerOptions::public()
+    };
     let public = Server::start(public, options, public_handler)?;
     let f = frontend.clone();
     let internal_handler: Handler = Arc::new(move |r: &Request| handle_internal(&f, r));
-    let mut options = ServerOptions::internal(config.secret.clone());
-    options.workers = 4;
+    let options = ServerOptions {
+        workers: INTERNAL_WORKERS,
+        ..ServerOptions::internal(secret.clone())
+    };
     let internal = Server::start(internal, options, internal_handler)?;
     let f = frontend.clone();
     let monitor = std::thread::Builder::new()
@@ -233,13 +230,8 @@ pub fn handle_public(f: &Frontend, r: &Request) -> Reply {
                 "order number must be a whole number, not {n:?}"
             ))),
         },
-        (_, ["products", _] | ["orders"] | ["orders", _]) => Reply::error(
-            &Error::MethodNotAllowed(format!("{} is not allowed on {}", r.method, short(&r.path))),
-        ),
-        _ => Reply::error(&Error::NotFound(format!(
-            "no such path: {}",
-            short(&r.path)
-        ))),
+        (_, ["products", _] | ["orders"] | ["orders", _]) => http::method_not_allowed(r),
+        _ => http::no_such_path(r),
     }
 }
 
@@ -257,21 +249,8 @@ pub fn handle_internal(f: &Frontend, r: &Request) -> Reply {
         }
         (Method::Get, ["internal", "status"]) => Reply::data(f.status()),
         (Method::Get, ["internal", "health"]) => Reply::data("ok"),
-        (_, ["internal", "invalidate" | "status" | "health"]) => Reply::error(
-            &Error::MethodNotAllowed(format!("{} is not allowed on {}", r.method, short(&r.path))),
-        ),
-        _ => Reply::error(&Error::NotFound(format!(
-            "no such path: {}",
-            short(&r.path)
-        ))),
-    }
-}
-
-/// A path cut for an error message: a 10 kB path is not echoed back whole.
-fn short(path: &str) -> String {
-    match path.char_indices().nth(80) {
-        Some((i, _)) => format!("{}...", &path[..i]),
-        None => path.to_string(),
+        (_, ["internal", "invalidate" | "status" | "health"]) => http::method_not_allowed(r),
+        _ => http::no_such_path(r),
     }
 }
 
@@ -692,7 +671,7 @@ mod tests {
 
     #[test]
     fn long_paths_are_cut_in_messages() {
-        assert_eq!(short("/x"), "/x");
-        assert_eq!(short(&"a".repeat(10_000)).len(), 83);
+        assert_eq!(http::short("/x"), "/x");
+        assert_eq!(http::short(&"a".repeat(10_000)).len(), 83);
     }
 }

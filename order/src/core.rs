@@ -14,7 +14,7 @@
 //!   of an append, the leader's own vote for a commit) is held back until the write it depends on is
 //!   persisted.
 
-use crate::store::Meta;
+use crate::files::Meta;
 use shared::protocol::{
     Append, AppendReply, Ballot, CancelReply, CancelRequest, Epoch, LogChunk, Order, OrderCreated,
     OrderInfo, OrderNumber, Purchase, ReplicaId, ReplicaMsg, ReplicaStatus, Role, TakeRecord,
@@ -1718,30 +1718,43 @@ impl Replica {
 
     // ----- time -----
 
+    /// Time passed: every timer that is due fires, in this order.
     fn tick(&mut self, now: Ms) {
         self.expire(now);
         self.maybe_ping(now);
-        if self
-            .copy
-            .as_ref()
-            .is_some_and(|c| now >= c.progress_at + COPY_PATIENCE)
-        {
-            let c = self.copy.take().expect("copy");
-            self.out.push(Effect::Log(format!(
-                "the copy from replica {} made no progress; asking the replicas again",
-                c.source
-            )));
-            // What the peers said is asked again, so that the best log among those that answer now
-            // is copied instead.
-            if let Some(k) = &mut self.candidacy {
-                k.answers.clear();
-                k.asked_at = now.saturating_sub(RETRY);
-            }
-            if let Some(r) = &mut self.recovery {
-                r.answers.clear();
-                r.asked_at = now.saturating_sub(RETRY);
-            }
+        self.maybe_abandon_copy(now);
+        self.tick_catch_up(now);
+        self.tick_candidacy(now);
+        self.tick_leading(now);
+        self.retry_takes(now);
+        if self.commit > self.commit_saved && now >= self.commit_saved_at + SAVE_COMMIT_EVERY {
+            self.save_meta(now);
         }
+    }
+
+    /// Gives up a copy that made no progress for [`COPY_PATIENCE`]: what the peers said is asked
+    /// again, so that the best log among those that answer now is copied instead.
+    fn maybe_abandon_copy(&mut self, now: Ms) {
+        let Some(c) = self.copy.take_if(|c| now >= c.progress_at + COPY_PATIENCE) else {
+            return;
+        };
+        self.out.push(Effect::Log(format!(
+            "the copy from replica {} made no progress; asking the replicas again",
+            c.source
+        )));
+        if let Some(k) = &mut self.candidacy {
+            k.answers.clear();
+            k.asked_at = now.saturating_sub(RETRY);
+        }
+        if let Some(r) = &mut self.recovery {
+            r.answers.clear();
+            r.asked_at = now.saturating_sub(RETRY);
+        }
+    }
+
+    /// Asks again for the next chunk of a copy, or, recovering without one, probes the peers that
+    /// have not answered and sees whether recovery can finish.
+    fn tick_catch_up(&mut self, now: Ms) {
         if let Some(c) = &mut self.copy {
             if now >= c.asked_at + RETRY {
                 c.asked_at = now;
@@ -1762,6 +1775,11 @@ impl Replica {
             }
             self.maybe_finish_recovery(now);
         }
+    }
+
+    /// A candidate asks the peers that have not answered its prepare again (not while it copies),
+    /// and sees whether it can take over.
+    fn tick_candidacy(&mut self, now: Ms) {
         if let Some(c) = &mut self.candidacy {
             if self.copy.is_none() && now >= c.asked_at + RETRY {
                 c.asked_at = now;
@@ -1772,31 +1790,41 @@ impl Replica {
             }
             self.maybe_take_over(now);
         }
-        if let Some(l) = &self.leading {
-            let due: Vec<ReplicaId> = l
-                .followers
-                .iter()
-                .filter(|(_, p)| p.last_sent.is_none_or(|t| now >= t + HEARTBEAT))
-                .map(|(id, _)| *id)
-                .collect();
-            let list = l.list_at.is_some_and(|t| now >= t);
-            let (after, epoch) = (l.reconciled, l.ballot.epoch);
-            // A heartbeat carries the commit point and checks the follower's log at `next`: a follower
-            // that lost an append answers a mismatch, and the leader sends from where it agrees.
-            for f in due {
-                self.send_append(now, f);
-            }
-            if list {
-                self.leading.as_mut().expect("leading").list_at = None;
-                self.out
-                    .push(Effect::Catalog(CatalogCall::List { after, epoch }));
-            }
-            // Parked purchases of a new leader are admitted (or refused) once the grace is over.
-            let grace_over = now >= self.leading.as_ref().expect("leading").since + TAKEOVER_GRACE;
-            if grace_over || self.quorum_alive(now) {
-                self.serve_parked(now);
-            }
+    }
+
+    /// A leader's timers: heartbeats to followers that are due, the catalog listing when it is due,
+    /// and the parked purchases once the grace is over.
+    fn tick_leading(&mut self, now: Ms) {
+        let Some(l) = &self.leading else {
+            return;
+        };
+        let due: Vec<ReplicaId> = l
+            .followers
+            .iter()
+            .filter(|(_, p)| p.last_sent.is_none_or(|t| now >= t + HEARTBEAT))
+            .map(|(id, _)| *id)
+            .collect();
+        let list = l.list_at.is_some_and(|t| now >= t);
+        let (after, epoch) = (l.reconciled, l.ballot.epoch);
+        // A heartbeat carries the commit point and checks the follower's log at `next`: a follower
+        // that lost an append answers a mismatch, and the leader sends from where it agrees.
+        for f in due {
+            self.send_append(now, f);
         }
+        if list {
+            self.leading.as_mut().expect("leading").list_at = None;
+            self.out
+                .push(Effect::Catalog(CatalogCall::List { after, epoch }));
+        }
+        // Parked purchases of a new leader are admitted (or refused) once the grace is over.
+        let grace_over = now >= self.leading.as_ref().expect("leading").since + TAKEOVER_GRACE;
+        if grace_over || self.quorum_alive(now) {
+            self.serve_parked(now);
+        }
+    }
+
+    /// Takes whose outcome was unknown are asked again once their retry time has come.
+    fn retry_takes(&mut self, now: Ms) {
         // Takes whose outcome was unknown are asked again, by a leader only: one that stepped down
         // forgets them (the new leader completes what reached the catalog).
         if self.leading.is_none() {
@@ -1834,9 +1862,6 @@ impl Replica {
             .collect();
         for t in retry {
             self.out.push(Effect::Catalog(CatalogCall::Take(t)));
-        }
-        if self.commit > self.commit_saved && now >= self.commit_saved_at + SAVE_COMMIT_EVERY {
-            self.save_meta(now);
         }
     }
 

@@ -127,6 +127,10 @@
 //!   on start (and fetched again from a peer); a bad line elsewhere stops the start with its line number.
 //! - `replica-<id>.json`: `promised`, `log_ballot`, `commit`.
 //!
+//! [`files`] reads and writes them (their names and the order file's header are in
+//! [`shared::files`]). A replica that cannot write its log stops serving and reports the error
+//! ([`Running::failure`]); its `main` exits with it.
+//!
 //! # Recovery
 //!
 //! A replica that starts reads its files, asks its peers for their status, and once a majority has
@@ -149,7 +153,7 @@
 //! order the core made them.
 
 pub mod core;
+pub mod files;
 pub mod server;
-pub mod store;
 
 pub use server::{serve, Config, Replica, Running};

@@ -13,15 +13,16 @@
 //! - HTTP workers wait for the answer to their request, which the core gives as an effect.
 
 use crate::core::{self, Answer, CatalogCall, CatalogReply, ClientId, Effect, Input, Ms, Write};
-use crate::store::Files;
+use crate::files::Files;
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use shared::config::ReplicaList;
-use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
+use shared::config::{ServiceFlags, StoreAddrs};
+use shared::http::{self, Handler, Method, Peer, Reply, Request, Server};
 use shared::protocol::{
     LeaderNotice, OrderNumber, PeerBatch, Purchase, ReplicaId, ReplicaMsg, ReplicaStatus,
 };
+use shared::shutdown::Shutdown;
 use shared::{log, Error, Result};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -60,28 +61,18 @@ pub struct Config {
     #[arg(long, env = "TOYSTORE_LISTEN")]
     pub listen: Option<String>,
     /// Folder of `orders-<id>.csv` and `replica-<id>.json`.
-    #[arg(long, env = "TOYSTORE_DATA", default_value = "data")]
+    #[arg(long, env = "TOYSTORE_DATA", default_value = shared::config::DEFAULT_DATA)]
     pub data: PathBuf,
-    /// The catalog's URL.
-    #[arg(
-        long,
-        env = "TOYSTORE_CATALOG",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub catalog: String,
-    /// Every replica, this one included: ID=URL,...
-    #[arg(long, env = "TOYSTORE_REPLICAS", default_value = shared::config::DEFAULT_REPLICAS)]
-    pub replicas: ReplicaList,
+    /// The catalog and every replica, this one included.
+    #[command(flatten)]
+    pub store: StoreAddrs,
     /// Replicas that must store an order before it is answered (default: a majority). 1 keeps a lone
     /// leader available but loses the orders only it held if it crashes.
     #[arg(long, env = "TOYSTORE_QUORUM")]
     pub quorum: Option<usize>,
-    /// Shared secret internal calls must carry (none: internal calls are not checked).
-    #[arg(long, env = "TOYSTORE_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-    /// HTTP worker threads.
-    #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = http::DEFAULT_WORKERS)]
-    pub workers: usize,
+    /// The secret and the worker count.
+    #[command(flatten)]
+    pub service: ServiceFlags,
 }
 
 impl Config {
@@ -90,11 +81,33 @@ impl Config {
         if let Some(l) = &self.listen {
             return Ok(l.clone());
         }
-        let url = self
+        Ok(self.own_url()?.trim_start_matches("http://").to_string())
+    }
+
+    /// This replica's URL in `--replicas`.
+    fn own_url(&self) -> Result<&str> {
+        self.store
             .replicas
             .url(self.id)
-            .ok_or_else(|| Error::BadRequest(format!("--id {} is not in --replicas", self.id)))?;
-        Ok(url.trim_start_matches("http://").to_string())
+            .ok_or_else(|| Error::Config(format!("--id {} is not in --replicas", self.id)))
+    }
+
+    /// The quorum, and the catalog's URL: checked before anything is opened.
+    fn check(&self) -> Result<(usize, String)> {
+        let n = self.store.replicas.0.len();
+        let quorum = self.quorum.unwrap_or(n / 2 + 1);
+        if quorum == 0 || quorum > n {
+            return Err(Error::Config(format!("--quorum must be between 1 and {n}")));
+        }
+        self.own_url()?;
+        let catalog = shared::config::base_url(&self.store.catalog).map_err(Error::Config)?;
+        Ok((quorum, catalog))
+    }
+
+    /// The other replicas.
+    fn peers(&self) -> Vec<(ReplicaId, String)> {
+        let others = self.store.replicas.0.iter().filter(|(i, _)| *i != self.id);
+        others.cloned().collect()
     }
 }
 
@@ -117,6 +130,14 @@ pub struct Replica {
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     files: Arc<Files>,
+    failure: Mutex<Failure>,
+}
+
+/// Why a replica stopped by itself, and whom to tell.
+#[derive(Default)]
+struct Failure {
+    error: Option<Error>,
+    notify: Option<Shutdown>,
 }
 
 /// A running replica.
@@ -137,7 +158,7 @@ impl Running {
     }
 
     /// Stops serving, lets the disk thread finish what is queued, stops the threads and saves the
-    /// meta file.
+    /// meta file. Returns the error that made the replica stop by itself, if one did.
     pub fn stop(self) -> Result<()> {
         self.server.stop();
         self.replica.stop.store(true, Ordering::SeqCst);
@@ -146,26 +167,33 @@ impl Running {
             let _ = t.join();
         }
         let meta = self.replica.shell.lock().core.meta();
-        self.replica.files.save_meta(&meta)
+        let saved = self.replica.files.save_meta(&meta);
+        match self.replica.failure.lock().error.clone() {
+            Some(e) => Err(e),
+            None => saved,
+        }
+    }
+
+    /// The error that made the replica stop by itself (it could not write its log), if one did.
+    /// Such a replica answers every request 503 until it is stopped.
+    pub fn failure(&self) -> Option<Error> {
+        self.replica.failure.lock().error.clone()
+    }
+
+    /// Triggers `shutdown` when the replica stops by itself (at once if it already did), so that
+    /// `main` stops the process and exits with [`Running::stop`]'s error.
+    pub fn stop_process_on_failure(&self, shutdown: Shutdown) {
+        let mut f = self.replica.failure.lock();
+        if f.error.is_some() {
+            shutdown.trigger();
+        }
+        f.notify = Some(shutdown);
     }
 }
 
 /// Opens replica `config.id` in `config.data`, starts catching up with its peers, and serves.
 pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
-    let n = config.replicas.0.len();
-    let quorum = config.quorum.unwrap_or(n / 2 + 1);
-    if quorum == 0 || quorum > n {
-        return Err(Error::BadRequest(format!(
-            "--quorum must be between 1 and {n}"
-        )));
-    }
-    if config.replicas.url(config.id).is_none() {
-        return Err(Error::BadRequest(format!(
-            "--id {} is not in --replicas",
-            config.id
-        )));
-    }
-    let catalog_url = shared::config::base_url(&config.catalog).map_err(Error::BadRequest)?;
+    let (quorum, catalog_url) = config.check()?;
     let (files, orders, meta) = Files::open(&config.data, config.id)?;
     let who = files.who().to_string();
     log!(
@@ -175,13 +203,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         orders.last().map(|o| o.number),
         meta.promised.epoch
     );
-    let peers: Vec<(ReplicaId, String)> = config
-        .replicas
-        .0
-        .iter()
-        .filter(|(i, _)| *i != config.id)
-        .cloned()
-        .collect();
+    let peers = config.peers();
     let (core, first) = core::Replica::new(
         config.id,
         peers.iter().map(|(i, _)| *i).collect(),
@@ -192,13 +214,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     );
     let (disk_tx, disk_rx) = crossbeam_channel::unbounded();
     let (catalog_tx, catalog_rx) = crossbeam_channel::unbounded();
-    let mut peer_tx = HashMap::new();
-    let mut peer_rx = Vec::new();
-    for (id, url) in &peers {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        peer_tx.insert(*id, tx);
-        peer_rx.push((*id, url.clone(), rx));
-    }
+    let (peer_tx, peer_rx) = peer_channels(&peers);
     let files = Arc::new(files);
     let replica = Arc::new(Replica {
         id: config.id,
@@ -215,23 +231,26 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         stop: AtomicBool::new(false),
         threads: Mutex::new(Vec::new()),
         files: files.clone(),
+        failure: Mutex::new(Failure::default()),
     });
     {
         let mut shell = replica.shell.lock();
         replica.dispatch(&mut shell, first);
     }
+    let secret = &config.service.secret;
     let r = replica.clone();
-    replica.spawn("disk", move || r.disk_loop(&files, &disk_rx));
+    replica.spawn("disk", move || {
+        if let Err(e) = r.disk_loop(&files, &disk_rx) {
+            r.fail(e);
+        }
+    });
     for (id, url, rx) in peer_rx {
-        let r = replica.clone();
-        let secret = config.secret.clone();
+        let (r, secret) = (replica.clone(), secret.clone());
         replica.spawn("send", move || r.send_loop(id, &url, &rx, secret));
     }
     for _ in 0..CATALOG_THREADS {
-        let r = replica.clone();
-        let rx = catalog_rx.clone();
-        let peer = Peer::new(CATALOG_TIMEOUT, config.secret.clone());
-        let url = catalog_url.clone();
+        let (r, rx, url) = (replica.clone(), catalog_rx.clone(), catalog_url.clone());
+        let peer = Peer::new(CATALOG_TIMEOUT, secret.clone());
         replica.spawn("catalog", move || r.catalog_loop(&url, &peer, &rx));
     }
     let r = replica.clone();
@@ -239,9 +258,8 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
 
     let r = replica.clone();
     let handler: Handler = Arc::new(move |req: &Request| handle(&r, req));
-    let mut options = ServerOptions::internal(config.secret.clone());
-    options.workers = config.workers;
-    let server = Server::start(listener, options, handler)?;
+    let server = Server::start(listener, config.service.internal_options(), handler)?;
+    let n = config.store.replicas.0.len();
     log!(
         replica.who,
         "serving on {} (quorum {quorum} of {n})",
@@ -273,16 +291,9 @@ pub fn handle(r: &Arc<Replica>, req: &Request) -> Reply {
             Reply::from_result(req.json::<PeerBatch>().map(|b| r.receive(b)))
         }
         (_, ["orders"] | ["orders", _] | ["internal", "health" | "leader" | "msg"]) => {
-            Reply::error(&Error::MethodNotAllowed(format!(
-                "{} is not allowed on {}",
-                req.method,
-                shared::http::short(&req.path)
-            )))
+            http::method_not_allowed(req)
         }
-        _ => Reply::error(&Error::NotFound(format!(
-            "no such path: {}",
-            shared::http::short(&req.path)
-        ))),
+        _ => http::no_such_path(req),
     }
 }
 
@@ -297,6 +308,29 @@ impl Replica {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// The next item of `rx`; None once the replica stops (checked whenever `rx` is quiet).
+    fn next<T>(&self, rx: &Receiver<T>) -> Option<T> {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(item) => return Some(item),
+                Err(_) if self.stopped() => return None,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Stops the replica because it cannot go on: it must not answer as if its disk held what it
+    /// does not. Every thread ends, requests get 503, and whoever waits for a failure is told.
+    fn fail(&self, e: Error) {
+        log!(self.who, "cannot write the order log, stopping: {e}");
+        self.stop.store(true, Ordering::SeqCst);
+        let mut f = self.failure.lock();
+        f.error.get_or_insert(e);
+        if let Some(s) = &f.notify {
+            s.trigger();
+        }
     }
 
     fn now(&self) -> Ms {
@@ -338,6 +372,12 @@ impl Replica {
 
     /// Asks the core and waits for its answer.
     fn ask(&self, request: core::Request) -> Result<Answer> {
+        if let Some(e) = &self.failure.lock().error {
+            return Err(Error::Unavailable(format!(
+                "this replica stopped: {}; nothing was changed",
+                e.message()
+            )));
+        }
         let (tx, rx) = crossbeam_channel::bounded(1);
         {
             let mut shell = self.shell.lock();
@@ -385,25 +425,17 @@ impl Replica {
     }
 
     /// Carries out writes in the order of their ids: appends are queued and synced together, the meta
-    /// file and a rewrite only after every earlier append is on disk. Then tells the core. A replica
-    /// that cannot write its log stops: it must not go on answering as if its disk held what it does
-    /// not.
-    fn disk_loop(&self, files: &Files, rx: &Receiver<(u64, Write)>) {
-        loop {
-            let first = match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(w) => w,
-                Err(_) if self.stopped() => return,
-                Err(_) => continue,
-            };
+    /// file and a rewrite only after every earlier append is on disk. Then tells the core. Returns
+    /// the first write that fails: the replica then stops ([`Replica::fail`]).
+    fn disk_loop(&self, files: &Files, rx: &Receiver<(u64, Write)>) -> Result<()> {
+        while let Some(first) = self.next(rx) {
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
             let upto = batch.last().map(|(id, _)| *id).expect("one write");
-            if let Err(e) = apply_writes(files, batch) {
-                log!(self.who, "cannot write the order log, stopping: {e}");
-                std::process::exit(1);
-            }
+            apply_writes(files, batch)?;
             self.step(Input::Persisted(upto));
         }
+        Ok(())
     }
 
     /// Posts queued messages to peer `id`, as many as are queued in one batch.
@@ -418,12 +450,7 @@ impl Replica {
         let bulk = Peer::new(BULK_TIMEOUT, secret);
         let url = format!("{url}/internal/msg");
         let mut down = false;
-        loop {
-            let first = match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(m) => m,
-                Err(_) if self.stopped() => return,
-                Err(_) => continue,
-            };
+        while let Some(first) = self.next(rx) {
             let mut msgs = vec![first];
             msgs.extend(rx.try_iter().take(256));
             let orders: usize = msgs.iter().map(orders_in).sum();
@@ -451,12 +478,7 @@ impl Replica {
 
     /// Makes the catalog calls the core asks for and steps their outcomes.
     fn catalog_loop(&self, url: &str, peer: &Peer, rx: &Receiver<CatalogCall>) {
-        loop {
-            let call = match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(c) => c,
-                Err(_) if self.stopped() => return,
-                Err(_) => continue,
-            };
+        while let Some(call) = self.next(rx) {
             let reply = match call {
                 CatalogCall::Take(take) => {
                     let result = peer.post(&format!("{url}/internal/take"), &take);
@@ -479,6 +501,23 @@ impl Replica {
             self.step(Input::Catalog(reply));
         }
     }
+}
+
+/// The queue of messages to each peer: the ends the core's effects go into, by peer, and the ends
+/// each peer's sender thread takes from, with the peer's URL.
+type PeerQueues = (
+    HashMap<ReplicaId, Sender<ReplicaMsg>>,
+    Vec<(ReplicaId, String, Receiver<ReplicaMsg>)>,
+);
+
+fn peer_channels(peers: &[(ReplicaId, String)]) -> PeerQueues {
+    peers
+        .iter()
+        .map(|(id, url)| {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            ((*id, tx), (*id, url.clone(), rx))
+        })
+        .unzip()
 }
 
 /// Orders a message carries.

@@ -1,4 +1,5 @@
-//! Parsing of flag values shared by several binaries.
+//! What the binaries' flags share: the contract's default addresses, the flags every service has
+//! ([`ServiceFlags`]), and parsing of the replica list and URLs.
 
 use crate::protocol::ReplicaId;
 use std::fmt;
@@ -11,6 +12,62 @@ pub struct ReplicaList(pub Vec<(ReplicaId, String)>);
 /// The default replica list of the contract.
 pub const DEFAULT_REPLICAS: &str =
     "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093";
+
+/// The catalog's default listen address.
+pub const DEFAULT_CATALOG_LISTEN: &str = "127.0.0.1:8081";
+/// The URL of a catalog on [`DEFAULT_CATALOG_LISTEN`].
+pub const DEFAULT_CATALOG_URL: &str = "http://127.0.0.1:8081";
+/// The front-end's default public listen address.
+pub const DEFAULT_FRONTEND_LISTEN: &str = "127.0.0.1:8080";
+/// The URL of a front-end on [`DEFAULT_FRONTEND_LISTEN`]: where clients go.
+pub const DEFAULT_FRONTEND_URL: &str = "http://127.0.0.1:8080";
+/// The front-end's default internal listen address.
+pub const DEFAULT_FRONTEND_INTERNAL_LISTEN: &str = "127.0.0.1:8082";
+/// The URL of [`DEFAULT_FRONTEND_INTERNAL_LISTEN`]: where the catalog pushes invalidations.
+pub const DEFAULT_FRONTEND_INTERNAL_URL: &str = "http://127.0.0.1:8082";
+/// The default data folder of every service.
+pub const DEFAULT_DATA: &str = "data";
+
+/// The flags every service takes besides its addresses. Each can also be set as `TOYSTORE_<FLAG>`.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct ServiceFlags {
+    /// Shared secret internal calls must carry (none: internal calls are not checked).
+    #[arg(long, env = "TOYSTORE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// HTTP worker threads.
+    #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = crate::http::DEFAULT_WORKERS)]
+    pub workers: usize,
+}
+
+impl ServiceFlags {
+    /// Options of a server that only services call, with these flags.
+    pub fn internal_options(&self) -> crate::http::ServerOptions {
+        crate::http::ServerOptions {
+            workers: self.workers,
+            ..crate::http::ServerOptions::internal(self.secret.clone())
+        }
+    }
+}
+
+impl Default for ServiceFlags {
+    fn default() -> Self {
+        ServiceFlags {
+            secret: None,
+            workers: crate::http::DEFAULT_WORKERS,
+        }
+    }
+}
+
+/// Where a service finds the catalog and the order replicas (the order service and the front-end).
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct StoreAddrs {
+    /// The catalog's URL.
+    #[arg(long, env = "TOYSTORE_CATALOG", default_value = DEFAULT_CATALOG_URL)]
+    pub catalog: String,
+    /// Every order replica: ID=URL,...
+    #[arg(long, env = "TOYSTORE_REPLICAS", default_value = DEFAULT_REPLICAS)]
+    pub replicas: ReplicaList,
+}
 
 impl FromStr for ReplicaList {
     type Err = String;
@@ -89,6 +146,20 @@ mod tests {
             DEFAULT_REPLICAS.parse::<ReplicaList>().unwrap().to_string(),
             DEFAULT_REPLICAS
         );
+    }
+
+    #[test]
+    fn each_default_url_names_its_default_address() {
+        for (url, listen) in [
+            (DEFAULT_CATALOG_URL, DEFAULT_CATALOG_LISTEN),
+            (DEFAULT_FRONTEND_URL, DEFAULT_FRONTEND_LISTEN),
+            (
+                DEFAULT_FRONTEND_INTERNAL_URL,
+                DEFAULT_FRONTEND_INTERNAL_LISTEN,
+            ),
+        ] {
+            assert_eq!(url, format!("http://{listen}"));
+        }
     }
 
     #[test]

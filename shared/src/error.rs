@@ -43,6 +43,10 @@ pub enum Error {
     Io(String),
     /// A bug or an impossible state (500).
     Internal(String),
+    /// A flag or setting is invalid: found when a service starts, before it serves anything, and
+    /// reported by `main` with its own exit code (see [`crate::service`]). Never an answer to a
+    /// request; 500 if it ever were.
+    Config(String),
 }
 
 impl Error {
@@ -60,7 +64,7 @@ impl Error {
             | Error::Unreachable(_)
             | Error::Transport(_) => 503,
             Error::Indeterminate(_) => 504,
-            Error::Io(_) | Error::Internal(_) => 500,
+            Error::Io(_) | Error::Internal(_) | Error::Config(_) => 500,
         }
     }
 
@@ -126,7 +130,8 @@ impl Error {
             | Error::Unreachable(m)
             | Error::Transport(m)
             | Error::Io(m)
-            | Error::Internal(m) => m.clone(),
+            | Error::Internal(m)
+            | Error::Config(m) => m.clone(),
             Error::Stale(b) => format!(
                 "refused: this replica promised epoch {} (leader {})",
                 b.epoch, b.leader
@@ -221,5 +226,6 @@ mod tests {
         assert!(Error::Unavailable("no quorum".into()).is_retryable());
         assert!(!Error::Conflict("no stock".into()).is_retryable());
         assert!(!Error::NotFound("x".into()).is_retryable());
+        assert!(!Error::Config("--quorum".into()).is_retryable());
     }
 }

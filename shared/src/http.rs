@@ -159,12 +159,33 @@ impl Reply {
     }
 }
 
+/// Longest part of a request's path that an error message echoes back.
+pub const ECHOED_PATH: usize = 80;
+
 /// A path cut for an error message: a 10 kB path is not echoed back whole.
 pub fn short(path: &str) -> String {
-    match path.char_indices().nth(80) {
+    match path.char_indices().nth(ECHOED_PATH) {
         Some((i, _)) => format!("{}...", &path[..i]),
         None => path.to_string(),
     }
+}
+
+/// The answer to a request whose path no route knows: 404, with the path cut by [`short`]. Every
+/// service answers unknown paths this way.
+pub fn no_such_path(r: &Request) -> Reply {
+    Reply::error(&Error::NotFound(format!(
+        "no such path: {}",
+        short(&r.path)
+    )))
+}
+
+/// The answer to a known path asked with a method it does not take: 405, the path cut by [`short`].
+pub fn method_not_allowed(r: &Request) -> Reply {
+    Reply::error(&Error::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        r.method,
+        short(&r.path)
+    )))
 }
 
 /// Percent-decodes a path segment; None when the result is not UTF-8 or an escape is malformed.
@@ -616,6 +637,24 @@ mod tests {
             assert_eq!(percent_decode(&percent_encode(name)).as_deref(), Some(name));
         }
         assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn error_answers_echo_a_long_path_cut() {
+        let long = format!("/{}", "x".repeat(10_000));
+        for reply in [
+            no_such_path(&Request::new(Method::Get, &long, b"")),
+            method_not_allowed(&Request::new(Method::Post, &long, b"")),
+        ] {
+            let text = String::from_utf8(reply.body).unwrap();
+            assert!(text.len() < 200, "{text}");
+            assert!(text.contains("xxx..."), "{text}");
+        }
+        let reply = no_such_path(&Request::new(Method::Get, "/nope", b""));
+        assert_eq!(reply.status, 404);
+        assert!(String::from_utf8(reply.body)
+            .unwrap()
+            .contains("no such path: /nope"));
     }
 
     #[test]

@@ -6,17 +6,24 @@
 //!   calls, and the ureq agent every outgoing call uses (always with timeouts).
 //! - [`durable`]: an append-only file with group commit (one `fdatasync` for the writes of many
 //!   concurrent requests) and atomic whole-file replacement.
-//! - [`config`]: parsing of the replica list and other flag values.
+//! - [`files`]: the store's files (names, headers, journal rows) and the toys of a new catalog.
+//! - [`config`]: the contract's default addresses, the flags every service shares, parsing of the
+//!   replica list and other flag values.
 //! - [`limits`]: raising the open-files limit, since every connection holds descriptors.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling that lets `main` stop its servers and flush files.
 //! - [`timing`]: every heartbeat, window and timeout that decides how fast a fault is noticed.
+//! - [`service`]: what every service's `main` does around `serve`: start, wait, stop, exit codes.
+//! - [`logging`]: the [`log!`] macro, one line per event on stderr.
 
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod limits;
+pub mod logging;
 pub mod protocol;
+pub mod service;
 pub mod shutdown;
 pub mod timing;
 

@@ -18,7 +18,7 @@
 
 use frontend::leader::Verdict;
 use order::core::{self, Answer, CatalogCall, CatalogReply, Effect, Input, Ms, Write};
-use order::store::Meta;
+use order::files::Meta;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shared::protocol::{

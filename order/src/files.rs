@@ -1,4 +1,5 @@
-//! A replica's files: `orders-<id>.csv` (the log) and `replica-<id>.json` (its promises).
+//! A replica's files: `orders-<id>.csv` (the log) and `replica-<id>.json` (its promises). Named
+//! `files` for what it holds ("store" is the whole toy store); the formats are in [`shared::files`].
 
 use serde::{Deserialize, Serialize};
 use shared::durable::{repair_torn_tail, write_atomic, AppendFile};
@@ -6,8 +7,7 @@ use shared::protocol::{Ballot, Order, ReplicaId};
 use shared::{log, Error, Result};
 use std::path::{Path, PathBuf};
 
-/// Header of an order file.
-pub const ORDERS_HEADER: &str = "number,name,quantity,request_id,epoch\n";
+pub use shared::files::ORDERS_HEADER;
 
 /// What a replica must remember across a crash besides its orders.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
@@ -29,16 +29,12 @@ pub struct Files {
 
 /// `orders-<id>.csv` in `dir`.
 pub fn orders_path(dir: &Path, id: ReplicaId) -> PathBuf {
-    dir.join(format!("orders-{id}.csv"))
+    dir.join(shared::files::orders_file(id))
 }
 
 /// One order as a CSV line.
 pub fn order_line(o: &Order) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    w.serialize(o).expect("serialise order");
-    w.into_inner().expect("in-memory writer")
+    shared::files::csv_line(o)
 }
 
 /// Reads an order file; a torn or unreadable last line is cut (and logged), a bad line elsewhere is
@@ -94,7 +90,7 @@ impl Files {
         if std::fs::metadata(&path)?.len() == 0 {
             file.append_durably(ORDERS_HEADER.as_bytes())?;
         }
-        let meta_path = dir.join(format!("replica-{id}.json"));
+        let meta_path = dir.join(shared::files::replica_file(id));
         let meta = match std::fs::read(&meta_path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Io(format!("{}: {e}", meta_path.display())))?,

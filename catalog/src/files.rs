@@ -6,6 +6,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use shared::durable::{create_dir_all, repair_torn_tail, write_atomic, AppendFile};
+use shared::files::csv_line;
 use shared::protocol::{
     CancelReply, CancelRequest, Epoch, Product, TakeRecord, TakeReply, TakeRequest,
 };
@@ -14,24 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The toys of a new catalog, with their prices.
-pub const DEFAULT_TOYS: [(&str, f64); 10] = [
-    ("Tux", 25.99),
-    ("Whale", 34.99),
-    ("Elephant", 29.99),
-    ("Bird", 15.99),
-    ("Fox", 22.50),
-    ("Python", 19.99),
-    ("Lego", 49.99),
-    ("Barbie", 24.99),
-    ("Frisbee", 9.99),
-    ("Marbles", 5.49),
-];
-
-/// File name of the stock snapshot.
-pub const CATALOG_FILE: &str = "catalog.csv";
-/// File name of the journal.
-pub const JOURNAL_FILE: &str = "catalog-journal.csv";
+pub use shared::files::{CATALOG_FILE, DEFAULT_TOYS, JOURNAL_FILE};
 
 /// One row of `catalog.csv`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -65,14 +49,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn journal_line(row: &JournalRow) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
-    w.serialize(row).expect("serialise journal row");
-    w.into_inner().expect("in-memory writer")
 }
 
 impl Catalog {
@@ -117,7 +93,7 @@ impl Catalog {
         } else if !has_epoch {
             let mut text = JOURNAL_HEADER.as_bytes().to_vec();
             for r in &rows {
-                text.extend(journal_line(r));
+                text.extend(csv_line(r));
             }
             journal.replace(&text)?;
             log!(
@@ -213,7 +189,7 @@ impl Catalog {
             let mut s = self.state.lock();
             let step = f(&mut s.core);
             for row in &step.rows {
-                let ticket = self.journal.append(&journal_line(row));
+                let ticket = self.journal.append(&csv_line(row));
                 s.tickets.push_back((row.seq, ticket));
             }
             let wait = if step.after_synced > s.core.synced_seq() {
@@ -259,7 +235,7 @@ impl Catalog {
             &products_csv(&s.core.products()),
         )?;
         let row = s.core.checkpoint(now_ms())?;
-        self.journal.append_durably(&journal_line(&row))?;
+        self.journal.append_durably(&csv_line(&row))?;
         s.core.synced(row.seq);
         Ok(())
     }
