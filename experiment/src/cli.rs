@@ -7,12 +7,12 @@ use crate::data::{
     CRASH_QUERY_SAMPLE, RUN_INFO, SWEEP_CSV, SWEEP_RUNS_CSV,
 };
 use crate::report;
-use crate::store::{Layout, Procs, Store, StoreOptions, CONTRACT_BASE_PORT};
 use crate::sweep::{self, SweepConfig};
 use crate::ui::Ui;
 use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use systest::cluster::{Layout, Procs, Store, StoreOptions, CONTRACT_BASE_PORT, NEW_STOCK};
 
 /// A part of the experiment.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,10 +187,11 @@ pub fn run(args: &Args, ui: &Ui, procs: std::sync::Arc<Procs>) -> Result<(), Fai
             layout,
             delay_ms: args.delay_ms,
             restock_interval: args.restock_interval,
-            stock: (args.stock != crate::store::NEW_STOCK).then_some(args.stock),
+            stock: (args.stock != NEW_STOCK).then_some(args.stock),
+            toys: &crate::TOYS,
             ..StoreOptions::local(args.bin.clone().unwrap_or_else(default_bin), args.base_port)
         };
-        let mut store = Store::new(options, procs).map_err(|e| setup(e.to_string()))?;
+        let mut store = Store::new(options, procs).map_err(setup)?;
         store.check_ports_free().map_err(setup)?;
         let seed = args.seed.unwrap_or_else(client::seed_from_time);
         let mut info = previous_info(&args.out);

@@ -11,7 +11,6 @@
 //! as the requests' `start_ms`.
 
 use crate::data::{CrashOutcome, CrashRow, EventRow};
-use crate::store::{Store, REPLICAS};
 use crate::ui::Ui;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
@@ -19,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use systest::cluster::Store;
+use systest::REPLICAS;
 
 /// Settings of the crash run.
 #[derive(Debug, Clone)]

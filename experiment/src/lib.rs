@@ -4,7 +4,7 @@
 //!
 //! # What runs
 //! - The `experiment` binary ([`cli`]): starts the real store from the release binaries
-//!   ([`store::Store`], fresh data folder, every process killed at the end, on a failure and on
+//!   ([`systest::cluster::Store`], fresh data folder, every process killed at the end, on a failure and on
 //!   Ctrl-C), runs the p sweep ([`sweep`]) and the crash run ([`crash`]) with the [`client`] library as
 //!   load, writes the CSVs ([`data`]), the plots ([`plot`]) and `REPORT.md` ([`report`]). With a host
 //!   list it runs each service in its own network namespace (see `scripts/netns.sh`).
@@ -30,7 +30,7 @@
 //! them again without running anything.
 //!
 //! # Invariants
-//! - Every process an experiment starts is a child recorded in [`store::Procs`] and is killed when the
+//! - Every process an experiment starts is a child recorded in [`systest::cluster::Procs`] and is killed when the
 //!   experiment ends, fails or is interrupted; nothing is left listening.
 //! - Latency is measured by the client library around each whole request; the experiment only adds
 //!   the setting (p, cache) or the start time on the crash run's clock.
@@ -47,7 +47,6 @@ pub mod raster;
 pub mod relay;
 pub mod report;
 pub mod resolver;
-pub mod store;
 pub mod sweep;
 pub mod ui;
 

@@ -8,10 +8,10 @@
 //! run `iterations` each at once; every request they make becomes a [`SweepRow`].
 
 use crate::data::{cache_label, RunRow, SweepRow};
-use crate::store::Store;
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use systest::cluster::Store;
 
 /// Settings of the sweep.
 #[derive(Debug, Clone)]

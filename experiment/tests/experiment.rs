@@ -6,9 +6,9 @@
 use clap::Parser;
 use experiment::cli::{self, Args};
 use experiment::data::{read_csv, CrashRow, EventRow, RunRow, SweepRow};
-use experiment::store::Procs;
 use experiment::ui::Ui;
 use std::path::PathBuf;
+use systest::cluster::Procs;
 
 fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TOYSTORE_BIN") {
