@@ -161,11 +161,9 @@ impl Client {
                     quantity: rng.random_range(1..=4),
                 };
                 k += 1;
-                if rng.random_bool(0.05) {
-                    self.buy_twice(&agent, &mut rng, op, &mut history, &mut mine);
+                if self.buy(&agent, &mut rng, op, &mut history, &mut mine) {
                     continue;
                 }
-                self.buy(&agent, &mut rng, op, &mut history, &mut mine);
             } else if roll < 96 {
                 let op = match self.order_to_read(&mut rng, &history) {
                     Some(number) => Op::OrderQuery { number },
@@ -187,8 +185,10 @@ impl Client {
         history
     }
 
-    /// Sends purchase `op`, again with the same id while its outcome is unknown (most of the time,
-    /// up to [`MAX_ATTEMPTS`]); an acknowledged one goes to `mine` and its number to `acked`.
+    /// Sends purchase `op`: now and then twice at once, as a client that retries too early would;
+    /// otherwise again with the same id while its outcome is unknown (most of the time, up to
+    /// [`MAX_ATTEMPTS`]). An acknowledged one goes to `mine` and its number to `acked`. True when
+    /// it was sent twice at once: the client then goes on without its pause.
     fn buy(
         &self,
         agent: &ureq::Agent,
@@ -196,7 +196,15 @@ impl Client {
         op: Op,
         history: &mut Vec<Entry>,
         mine: &mut Vec<Op>,
-    ) {
+    ) -> bool {
+        if rng.random_bool(0.05) {
+            let pause = Duration::from_millis(rng.random_range(0..=3));
+            for n in self.buy_twice(agent, pause, &op, history) {
+                self.acked.lock().unwrap().push(n);
+                mine.push(op.clone());
+            }
+            return true;
+        }
         for attempt in 1..=MAX_ATTEMPTS {
             let i = self.request(agent, op.clone(), history);
             let e = &history[i];
@@ -215,19 +223,19 @@ impl Client {
             }
             std::thread::sleep(Duration::from_millis(rng.random_range(100..=500)));
         }
+        false
     }
 
-    /// Sends purchase `op` twice at once, as a client that retries too early would.
+    /// Sends purchase `op` twice at once, the second `pause` after the first; the order numbers
+    /// the two were acknowledged with.
     fn buy_twice(
         &self,
         agent: &ureq::Agent,
-        rng: &mut StdRng,
-        op: Op,
+        pause: Duration,
+        op: &Op,
         history: &mut Vec<Entry>,
-        mine: &mut Vec<Op>,
-    ) {
-        let pause = Duration::from_millis(rng.random_range(0..=3));
-        let twin = std::thread::scope(|s| {
+    ) -> Vec<u64> {
+        let (i, twin) = std::thread::scope(|s| {
             let t = s.spawn(|| {
                 let mut h = Vec::new();
                 self.request(agent, op.clone(), &mut h);
@@ -237,13 +245,13 @@ impl Client {
             let i = self.request(agent, op.clone(), history);
             (i, t.join().expect("twin purchase"))
         });
-        for e in std::iter::once(&history[twin.0]).chain(&twin.1) {
-            if let (Outcome::Ok, Some(n)) = (e.outcome, e.order_number()) {
-                self.acked.lock().unwrap().push(n);
-                mine.push(op.clone());
-            }
-        }
-        history.extend(twin.1);
+        let numbers = std::iter::once(&history[i])
+            .chain(&twin)
+            .filter(|e| e.outcome == Outcome::Ok)
+            .filter_map(Entry::order_number)
+            .collect();
+        history.extend(twin);
+        numbers
     }
 
     /// The order number to read: half the time the client's own newest order, as a buyer checks

@@ -27,7 +27,7 @@ pub struct Options {
     pub seed: u64,
     /// How long faults are injected and clients run.
     pub duration: Duration,
-    /// First of the seven ports the store uses.
+    /// Base port of the store (see [`crate::cluster`]): it uses `port_base..=port_base + 13`.
     pub port_base: u16,
     /// Client threads.
     pub clients: usize,
