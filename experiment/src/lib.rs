@@ -12,7 +12,7 @@
 //!   `scripts/netns.sh` and the hosts of [`systest::cluster`]).
 //! - The `relay` binary ([`relay`]): a TCP relay that delays every chunk by a fixed time each way,
 //!   placed between the client and the front-end to stand in for a wide-area link.
-//! - The `store` benchmark (`cargo bench -p experiment`, `make bench`, [`bench`]): the floor (the
+//! - The `store` benchmark (`cargo bench -p experiment`, `make bench`, [`bench`](mod@bench)): the floor (the
 //!   `floor` binary, a bare tiny_http server with the services' worker pool answering a fixed body)
 //!   against the front-end's cached and uncached queries, purchases and order queries, with 1 and with
 //!   5 concurrent clients, and the pieces of a purchase on their own. Its clients resolve IP-literal
