@@ -54,15 +54,4 @@ pub mod ui;
 
 /// The contract's ten toys with their prices (the catalog's default file), for a catalog started
 /// with other stock.
-pub const TOYS: [(&str, f64); 10] = [
-    ("Tux", 25.99),
-    ("Whale", 34.99),
-    ("Elephant", 29.99),
-    ("Bird", 15.99),
-    ("Fox", 22.50),
-    ("Python", 19.99),
-    ("Lego", 49.99),
-    ("Barbie", 24.99),
-    ("Frisbee", 9.99),
-    ("Marbles", 5.49),
-];
+pub use shared::files::DEFAULT_TOYS as TOYS;

@@ -12,7 +12,7 @@
 //!   [`read_journal`], [`tail_logs`].
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+pub use shared::files::{JournalKind, JournalRow};
 use shared::protocol::{Order, ReplicaId};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -24,30 +24,6 @@ pub use cluster::{bin_dir, Answer, Cluster};
 
 /// Replica ids of the default store.
 pub const REPLICAS: [ReplicaId; 3] = [1, 2, 3];
-
-/// A row of `catalog-journal.csv`, every column.
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-pub struct JournalRow {
-    /// Sequence number.
-    pub seq: u64,
-    /// `take`, `refuse`, `restock`, `checkpoint` or `fence`; only `take` and `restock` rows change
-    /// stock.
-    pub kind: String,
-    /// Purchase request id (takes).
-    pub request_id: String,
-    /// Toy.
-    pub name: String,
-    /// Units taken or added.
-    pub quantity: u64,
-    /// The toy's stock after the row.
-    pub stock_after: u64,
-    /// Wall clock of the row, ms since the Unix epoch.
-    pub unix_ms: u64,
-    /// The leader epoch of the row's request, or the catalog's fence (0 in journals written before
-    /// the column existed).
-    #[serde(default)]
-    pub epoch: u64,
-}
 
 /// Reads every row of a CSV file of the store (none when the file does not exist yet).
 fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
@@ -103,7 +79,7 @@ pub fn check_store(
     let journal = read_journal(data)?;
     let takes: HashSet<&str> = journal
         .iter()
-        .filter(|r| r.kind == "take")
+        .filter(|r| r.kind == JournalKind::Take)
         .map(|r| r.request_id.as_str())
         .collect();
     if takes.len() != ids.len() || takes.iter().any(|t| !ids.contains(*t)) {
@@ -116,7 +92,7 @@ pub fn check_store(
     for (name, quantity) in stock {
         let restocked: u64 = journal
             .iter()
-            .filter(|r| r.kind == "restock" && r.name == *name)
+            .filter(|r| r.kind == JournalKind::Restock && r.name == *name)
             .map(|r| r.quantity)
             .sum();
         let ordered: u64 = orders

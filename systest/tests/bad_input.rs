@@ -36,7 +36,7 @@ fn snapshot(c: &Cluster) -> Snapshot {
     let journal: Vec<_> = c
         .journal()
         .into_iter()
-        .filter(|r| r.kind != "refuse")
+        .filter(|r| r.kind != systest::JournalKind::Refuse)
         .collect();
     Snapshot {
         stock: c.stock(),

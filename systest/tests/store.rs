@@ -212,8 +212,8 @@ fn every_service_stops_cleanly_on_sigterm() {
     }
     let journal = c.journal();
     assert_eq!(
-        journal.last().map(|r| r.kind.as_str()),
-        Some("checkpoint"),
+        journal.last().map(|r| r.kind),
+        Some(systest::JournalKind::Checkpoint),
         "the catalog wrote its checkpoint"
     );
     let text = std::fs::read_to_string(c.data().join("catalog.csv")).unwrap();

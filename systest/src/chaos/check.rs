@@ -2,7 +2,7 @@
 //! per numbered check of the module docs).
 
 use super::history::{Entry, Op, OpKind, Outcome};
-use crate::JournalRow;
+use crate::{JournalKind, JournalRow};
 use serde_json::Value;
 use shared::protocol::{Order, ReplicaId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -175,16 +175,16 @@ fn journal_chains<'a>(journal: &'a [JournalRow], v: &mut Vec<String>) -> Chains<
             v.push(format!("journal row seq {} follows seq {last_seq}", r.seq));
         }
         last_seq = r.seq;
-        if r.kind == "refuse" {
+        if r.kind == JournalKind::Refuse {
             refused.insert(r.request_id.as_str(), r.seq);
         }
         // Only takes and restocks change stock; refusals, checkpoints and fences do not.
-        if r.kind != "take" && r.kind != "restock" {
+        if !matches!(r.kind, JournalKind::Take | JournalKind::Restock) {
             continue;
         }
         let cur = c.stock.entry(r.name.as_str()).or_insert(INITIAL_STOCK);
-        let expected = match r.kind.as_str() {
-            "take" => {
+        let expected = match r.kind {
+            JournalKind::Take => {
                 if let Some(first) = c.takes.insert(r.request_id.as_str(), r) {
                     v.push(format!(
                         "request id {} took stock twice: journal rows {} and {}",
@@ -193,7 +193,7 @@ fn journal_chains<'a>(journal: &'a [JournalRow], v: &mut Vec<String>) -> Chains<
                 }
                 cur.checked_sub(r.quantity)
             }
-            "restock" => {
+            JournalKind::Restock => {
                 *c.restocked.entry(r.name.as_str()).or_default() += r.quantity;
                 Some(*cur + r.quantity)
             }
@@ -201,7 +201,7 @@ fn journal_chains<'a>(journal: &'a [JournalRow], v: &mut Vec<String>) -> Chains<
         };
         if expected != Some(r.stock_after) {
             v.push(format!(
-                "journal row {} ({} {} x{}): stock after {} but {} before it",
+                "journal row {} ({:?} {} x{}): stock after {} but {} before it",
                 r.seq, r.kind, r.name, r.quantity, r.stock_after, cur
             ));
         }
@@ -423,7 +423,7 @@ fn toy_rows<'a>(
     for r in state
         .journal
         .iter()
-        .filter(|r| r.kind == "take" || r.kind == "restock")
+        .filter(|r| matches!(r.kind, JournalKind::Take | JournalKind::Restock))
     {
         let t = toys.entry(r.name.as_str()).or_insert_with(|| ToyRows {
             last_seq_of: HashMap::from([(INITIAL_STOCK, 0)]),
@@ -577,7 +577,7 @@ mod tests {
     ) -> JournalRow {
         JournalRow {
             seq,
-            kind: kind.into(),
+            kind: serde_json::from_value(serde_json::Value::String(kind.into())).expect("a kind"),
             request_id: id.into(),
             name: name.into(),
             quantity: q,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Stock of every toy in a new catalog (the contract's).
-pub const NEW_STOCK: u64 = 100;
+pub const NEW_STOCK: u64 = shared::files::RESTOCK_QUANTITY;
 
 /// Lines of each log that an error message of the store quotes.
 const LOG_LINES: usize = 20;
@@ -545,8 +545,14 @@ impl Store {
         let journal = crate::read_journal(&self.data())?;
         Ok(Consistency {
             orders: orders.len(),
-            takes: journal.iter().filter(|r| r.kind == "take").count(),
-            restocks: journal.iter().filter(|r| r.kind == "restock").count(),
+            takes: journal
+                .iter()
+                .filter(|r| r.kind == crate::JournalKind::Take)
+                .count(),
+            restocks: journal
+                .iter()
+                .filter(|r| r.kind == crate::JournalKind::Restock)
+                .count(),
         })
     }
 
