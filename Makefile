@@ -1,6 +1,7 @@
 # The toy store. `make help` lists the targets.
 CARGO ?= cargo
-# The fault run (make chaos): its seed, its length in seconds, and the first of its seven ports.
+# The fault run (make chaos): its seed, its length in seconds, and its base port (the store uses
+# PORT_BASE..PORT_BASE+13; bases are allotted in systest/src/cluster/mod.rs).
 SEED ?= 1
 DURATION ?= 120
 PORT_BASE ?= 24100

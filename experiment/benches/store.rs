@@ -7,9 +7,9 @@
 
 use experiment::bench::{self, BenchConfig};
 use experiment::data::{write_csv, Machine, BENCH_CSV};
-use experiment::store::Procs;
 use std::path::PathBuf;
 use std::time::Duration;
+use systest::cluster::Procs;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

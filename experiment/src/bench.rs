@@ -19,13 +19,16 @@
 //! request when a timeout is set, to show what that costs.
 
 use crate::data::{BenchRow, Stats};
-use crate::store::{Procs, Store, StoreOptions};
 use crate::TOYS;
 use shared::http::{Handler, Reply, Server, ServerOptions};
+use shared::protocol::SECRET_HEADER;
+use std::fs::File;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
+use systest::cluster::{Launch, Procs, Store, StoreOptions};
 
 /// The floor's body: a product reply as the front-end sends it.
 pub const FLOOR_BODY: &[u8] = br#"{"data":{"name":"Tux","price":25.99,"quantity":100}}"#;
@@ -38,7 +41,7 @@ pub const BENCH_STOCK: u64 = 1_000_000_000;
 pub struct BenchConfig {
     /// Folder of the release binaries.
     pub bin: PathBuf,
-    /// First port of the store (see [`crate::store::Ports::from_base`]); the floor uses this + 20.
+    /// First port of the store (see [`systest::cluster::Ports::from_base`]); the floor uses this + 20.
     pub base_port: u16,
     /// Measuring time per (target, clients).
     pub duration: Duration,
@@ -132,44 +135,35 @@ where
     )
 }
 
+/// Reads the whole answer of a request; true on a 2xx.
+fn answered(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> bool {
+    match result {
+        Ok(mut r) => {
+            let ok = r.status().is_success();
+            let _ = r.body_mut().read_to_vec();
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
 /// GET `url`, read the whole body; true on a 2xx.
 fn get(agent: &ureq::Agent, url: &str) -> bool {
-    match agent.get(url).call() {
-        Ok(mut r) => {
-            let ok = r.status().is_success();
-            let _ = r.body_mut().read_to_vec();
-            ok
-        }
-        Err(_) => false,
-    }
+    answered(agent.get(url).call())
 }
 
-/// Sends an internal GET with the secret; true on a 2xx.
-fn internal(rq: ureq::RequestBuilder<ureq::typestate::WithoutBody>, secret: &str) -> bool {
-    match rq.header(shared::protocol::SECRET_HEADER, secret).call() {
-        Ok(mut r) => {
-            let ok = r.status().is_success();
-            let _ = r.body_mut().read_to_vec();
-            ok
-        }
-        Err(_) => false,
-    }
+/// An internal GET of `url` with the secret; true on a 2xx.
+fn internal_get(agent: &ureq::Agent, url: &str, secret: &str) -> bool {
+    answered(agent.get(url).header(SECRET_HEADER, secret).call())
 }
 
-/// POST `body` as JSON to `url`, read the whole answer; true on a 2xx.
-fn post(agent: &ureq::Agent, url: &str, body: &[u8]) -> bool {
-    match agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(body)
-    {
-        Ok(mut r) => {
-            let ok = r.status().is_success();
-            let _ = r.body_mut().read_to_vec();
-            ok
-        }
-        Err(_) => false,
+/// POST `body` as JSON to `url` (with the secret when given), read the whole answer; true on a 2xx.
+fn post(agent: &ureq::Agent, url: &str, body: &[u8], secret: Option<&str>) -> bool {
+    let mut rq = agent.post(url).header("Content-Type", "application/json");
+    if let Some(secret) = secret {
+        rq = rq.header(SECRET_HEADER, secret);
     }
+    answered(rq.send(body))
 }
 
 /// The floor server on `addr` with `workers` worker threads: every request gets [`FLOOR_BODY`].
@@ -188,25 +182,16 @@ pub fn start_floor(addr: &str, workers: usize) -> Result<Server, String> {
 /// the front-end, so that both are called across the same process boundary), and waits until it
 /// accepts connections.
 fn spawn_floor(bin: &std::path::Path, port: u16, procs: &Procs) -> Result<String, String> {
-    let program = bin.join("floor");
     let addr = format!("127.0.0.1:{port}");
     std::net::TcpListener::bind(&addr).map_err(|e| format!("port {port} for the floor: {e}"))?;
-    let child = std::process::Command::new(&program)
-        .args(["--listen", &addr])
-        .env_remove("TOYSTORE_LISTEN")
-        .env_remove("TOYSTORE_WORKERS")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-    procs.insert("floor", child);
+    let launch = Launch::new(bin.join("floor"), vec!["--listen".into(), addr.clone()]);
+    procs.spawn("floor", &launch)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() {
         if Instant::now() > deadline || procs.pid("floor").is_none() {
             return Err(format!(
                 "{} did not start listening on {addr}",
-                program.display()
+                launch.program.display()
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -214,36 +199,88 @@ fn spawn_floor(bin: &std::path::Path, port: u16, procs: &Procs) -> Result<String
     Ok(format!("http://{addr}/products/Tux"))
 }
 
-/// Runs the whole benchmark; every process it starts is recorded in `procs` (and killed before it
-/// returns); `progress` is told each line as it is measured.
-pub fn run(
-    cfg: &BenchConfig,
-    procs: &Arc<Procs>,
-    progress: &dyn Fn(&str),
-) -> Result<Vec<BenchRow>, String> {
-    let mut rows = Vec::new();
-    // The floor runs for the whole benchmark: after every line it is measured again at the same
-    // concurrency, and that measurement is the line's reference.
-    let floor_url = spawn_floor(&cfg.bin, cfg.base_port + 20, procs)?;
-    let mut record = |mut row: BenchRow| {
+/// Makes request number `i` of client `k` of `clients` and says whether it got a 2xx.
+type Call<'a> = Box<dyn Fn(&ureq::Agent, u32, u32, u64) -> bool + Sync + 'a>;
+
+/// One line of the benchmark: a request kind, measured at every concurrency of the run.
+struct Target<'a> {
+    /// Its name in the table and the CSV.
+    name: &'static str,
+    /// Most warm-up requests per client (fewer than the run's when each one writes to disk).
+    max_warmup: u64,
+    /// Measured with ureq's default resolver, which starts a thread per request.
+    thread_resolver: bool,
+    /// The request.
+    call: Call<'a>,
+}
+
+impl<'a> Target<'a> {
+    fn new(
+        name: &'static str,
+        call: impl Fn(&ureq::Agent, u32, u32, u64) -> bool + Sync + 'a,
+    ) -> Self {
+        Target {
+            name,
+            max_warmup: u64::MAX,
+            thread_resolver: false,
+            call: Box::new(call),
+        }
+    }
+
+    fn max_warmup(self, max_warmup: u64) -> Self {
+        Target { max_warmup, ..self }
+    }
+}
+
+/// The toy client `k` asks for in its request `i`.
+fn toy(k: u32, i: u64) -> &'static str {
+    TOYS[((u64::from(k) * 7 + i) % TOYS.len() as u64) as usize].0
+}
+
+/// Measures targets and keeps the rows, each with the floor measured right after it.
+struct Bench<'a> {
+    cfg: &'a BenchConfig,
+    floor_url: String,
+    progress: &'a dyn Fn(&str),
+    rows: Vec<BenchRow>,
+}
+
+impl Bench<'_> {
+    /// Each target at each concurrency, in the table's order.
+    fn measure_all(&mut self, targets: &[Target]) {
+        for t in targets {
+            for &c in &self.cfg.clients {
+                let agent = if t.thread_resolver {
+                    crate::resolver::thread_resolver_agent(c as usize)
+                } else {
+                    crate::resolver::agent(c as usize)
+                };
+                let warmup = self.cfg.warmup.min(t.max_warmup);
+                let call = |a: &ureq::Agent, k, i| (t.call)(a, c, k, i);
+                let row = measure_with(t.name, c, self.cfg.duration, warmup, agent, call);
+                self.record(row);
+            }
+        }
+    }
+
+    /// Adds the floor reference to `row` (a floor line is its own), tells it, keeps it.
+    fn record(&mut self, mut row: BenchRow) {
         if row.target.starts_with("floor") {
             row.floor_p50_us = row.p50_us;
             row.floor_throughput = row.throughput;
         } else {
-            let floor = measure(
-                "floor",
-                row.clients,
-                cfg.duration / 2,
-                cfg.warmup / 4,
-                |a, _, _| get(a, &floor_url),
-            );
+            let (duration, warmup) = (self.cfg.duration / 2, self.cfg.warmup / 4);
+            let url = &self.floor_url;
+            let floor = measure("floor", row.clients, duration, warmup, |a, _, _| {
+                get(a, url)
+            });
             // A floor measurement with errors is no reference: the line falls back to floor_of.
             if floor.errors == 0 {
                 row.floor_p50_us = floor.p50_us;
                 row.floor_throughput = floor.throughput;
             }
         }
-        progress(&format!(
+        (self.progress)(&format!(
             "{:<15} {} client(s): p50 {:>6} us  p90 {:>6} us  p99 {:>6} us  {:>7.0}/s{}   (floor right after: p50 {} us, {:.0}/s)",
             row.target,
             row.clients,
@@ -255,196 +292,152 @@ pub fn run(
             row.floor_p50_us,
             row.floor_throughput
         ));
-        rows.push(row);
-    };
-
-    for &c in &cfg.clients {
-        record(measure("floor", c, cfg.duration, cfg.warmup, |a, _, _| {
-            get(a, &floor_url)
-        }));
+        self.rows.push(row);
     }
-    // The same with ureq's default resolver, which starts a thread per request.
-    for &c in &cfg.clients {
-        let agent = crate::resolver::thread_resolver_agent(c as usize);
-        record(measure_with(
-            "floor_thread_resolver",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            agent,
-            |a, _, _| get(a, &floor_url),
-        ));
-    }
+}
 
-    let mut options = StoreOptions::local(cfg.bin.clone(), cfg.base_port);
-    options.stock = Some(BENCH_STOCK);
-    options.restock_interval = 10.0;
-    let mut store = Store::new(options, procs.clone()).map_err(|e| e.to_string())?;
-    store.check_ports_free()?;
-    store.start_all(true)?;
-    let url = store.client_url();
-    let toy = |k: u32, i: u64| TOYS[((u64::from(k) * 7 + i) % TOYS.len() as u64) as usize].0;
-
-    for &c in &cfg.clients {
-        record(measure(
-            "cached_query",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            |a, k, i| get(a, &format!("{url}/products/{}", toy(k, i))),
-        ));
+/// The floor, and the floor with ureq's default resolver (a thread per request).
+fn floor_targets<'a>(name: &'static str, floor_url: &'a str) -> Vec<Target<'a>> {
+    let floor = Target::new(name, move |a, _, _, _| get(a, floor_url));
+    let mut targets = vec![floor];
+    if name == "floor" {
+        let mut threaded =
+            Target::new("floor_thread_resolver", move |a, _, _, _| get(a, floor_url));
+        threaded.thread_resolver = true;
+        targets.push(threaded);
     }
-    let bought = AtomicU64::new(0);
-    for &c in &cfg.clients {
-        record(measure("buy", c, cfg.duration, cfg.warmup, |a, k, i| {
+    targets
+}
+
+/// The store's request kinds through the front-end `url`, and a purchase sent straight to the
+/// leader replica at `leader_url` (what the front-end adds is the difference). `bought` counts the
+/// orders made, which the order queries then ask for.
+fn store_targets<'a>(
+    url: &'a str,
+    leader_url: &'a str,
+    secret: &'a str,
+    bought: &'a AtomicU64,
+) -> Vec<Target<'a>> {
+    let run_id = client::seed_from_time();
+    vec![
+        Target::new("cached_query", move |a, _, k, i| {
+            get(a, &format!("{url}/products/{}", toy(k, i)))
+        }),
+        Target::new("buy", move |a, _, k, i| {
             let body = format!(r#"{{"name":"{}","quantity":1}}"#, toy(k, i));
-            let ok = post(a, &format!("{url}/orders"), body.as_bytes());
+            let ok = post(a, &format!("{url}/orders"), body.as_bytes(), None);
             bought.fetch_add(u64::from(ok), Ordering::Relaxed);
             ok
-        }));
-    }
-    // The same purchase sent straight to the leader replica (what the front-end adds is the difference).
+        }),
+        Target::new("leader_buy", move |a, c, k, i| {
+            let body = format!(
+                r#"{{"request_id":"lb-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1}}"#,
+                toy(k, i)
+            );
+            let ok = post(
+                a,
+                &format!("{leader_url}/orders"),
+                body.as_bytes(),
+                Some(secret),
+            );
+            bought.fetch_add(u64::from(ok), Ordering::Relaxed);
+            ok
+        }),
+        Target::new("order_query", move |a, _, k, i| {
+            let n = (u64::from(k) * 7919 + i * 104_729) % bought.load(Ordering::Relaxed).max(1);
+            get(a, &format!("{url}/orders/{n}"))
+        }),
+    ]
+}
+
+/// The parts of a purchase on their own, on the lone catalog at `catalog`: a call to it (what a
+/// cache miss adds), an fdatasync of a small append to `file` on the same disk, and a take of stock
+/// (a call and a journal write with fdatasync).
+fn catalog_targets<'a>(catalog: &'a str, secret: &'a str, file: &'a File) -> Vec<Target<'a>> {
+    let run_id = client::seed_from_time();
+    vec![
+        Target::new("catalog_query", move |a, _, k, i| {
+            internal_get(a, &format!("{catalog}/products/{}", toy(k, i)), secret)
+        }),
+        Target::new("fdatasync", move |_, _, k, i| {
+            let line = format!("{k},{i},Tux,1,0123456789abcdef0123456789abcdef\n");
+            (&*file).write_all(line.as_bytes()).is_ok() && file.sync_data().is_ok()
+        })
+        .max_warmup(20),
+        Target::new("catalog_take", move |a, c, k, i| {
+            let body = format!(
+                r#"{{"request_id":"bench-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1,"epoch":1}}"#,
+                toy(k, i)
+            );
+            post(a, &format!("{catalog}/internal/take"), body.as_bytes(), Some(secret))
+        })
+        .max_warmup(20),
+    ]
+}
+
+/// A store for the benchmark on the ports from `base`, with stock that does not run out.
+fn bench_store(
+    cfg: &BenchConfig,
+    procs: &Arc<Procs>,
+    base: u16,
+    alone: bool,
+) -> Result<Store, String> {
+    let mut options = StoreOptions::local(cfg.bin.clone(), base);
+    options.stock = Some(BENCH_STOCK);
+    options.toys = &TOYS;
+    options.restock_interval = 10.0;
+    options.catalog_alone = alone;
+    let store = Store::new(options, procs.clone())?;
+    store.check_ports_free()?;
+    Ok(store)
+}
+
+/// Runs the whole benchmark; every process it starts is recorded in `procs` (and killed before it
+/// returns); `progress` is told each line as it is measured.
+pub fn run(
+    cfg: &BenchConfig,
+    procs: &Arc<Procs>,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<BenchRow>, String> {
+    // The floor runs for the whole benchmark: after every line it is measured again at the same
+    // concurrency, and that measurement is the line's reference.
+    let floor_url = spawn_floor(&cfg.bin, cfg.base_port + 20, procs)?;
+    let mut bench = Bench {
+        cfg,
+        floor_url: floor_url.clone(),
+        progress,
+        rows: Vec::new(),
+    };
+    bench.measure_all(&floor_targets("floor", &floor_url));
+
+    let mut store = bench_store(cfg, procs, cfg.base_port, false)?;
+    store.start_all(true)?;
+    let url = store.client_url();
     let leader = store.leader().ok_or("no leader")?;
     let leader_url = store.layout().order_url(leader);
-    let secret = store.secret().to_string();
-    let run_id = client::seed_from_time();
-    for &c in &cfg.clients {
-        record(measure(
-            "leader_buy",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            |a, k, i| {
-                let body = format!(
-                    r#"{{"request_id":"lb-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1}}"#,
-                    toy(k, i)
-                );
-                let rq = a
-                    .post(&format!("{leader_url}/orders"))
-                    .header("Content-Type", "application/json");
-                let ok = match rq
-                    .header(shared::protocol::SECRET_HEADER, &secret)
-                    .send(body.as_bytes())
-                {
-                    Ok(mut r) => {
-                        let ok = r.status().is_success();
-                        let _ = r.body_mut().read_to_vec();
-                        ok
-                    }
-                    Err(_) => false,
-                };
-                bought.fetch_add(u64::from(ok), Ordering::Relaxed);
-                ok
-            },
-        ));
-    }
-    let orders = bought.load(Ordering::Relaxed).max(1);
-    for &c in &cfg.clients {
-        record(measure(
-            "order_query",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            |a, k, i| {
-                let n = (u64::from(k) * 7919 + i * 104_729) % orders;
-                get(a, &format!("{url}/orders/{n}"))
-            },
-        ));
-    }
+    let bought = AtomicU64::new(0);
+    bench.measure_all(&store_targets(&url, &leader_url, store.secret(), &bought));
     store.restart_frontend(false)?;
-    for &c in &cfg.clients {
-        record(measure(
-            "uncached_query",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            |a, k, i| get(a, &format!("{url}/products/{}", toy(k, i))),
-        ));
-    }
-
+    bench.measure_all(&[Target::new("uncached_query", |a, _, k, i| {
+        get(a, &format!("{url}/products/{}", toy(k, i)))
+    })]);
     drop(store);
 
-    // The parts of a purchase on their own, on a catalog of its own (no front-end, no order replica
-    // that would roll the takes forward): a call to it (what a cache miss adds), an fdatasync of a
-    // small append on the same disk, and a take of stock (a call and a journal write with fdatasync).
-    let mut options = StoreOptions::local(cfg.bin.clone(), cfg.base_port + 30);
-    options.stock = Some(BENCH_STOCK);
-    options.restock_interval = 10.0;
-    options.catalog_alone = true;
-    let alone = Store::new(options, procs.clone()).map_err(|e| e.to_string())?;
-    alone.check_ports_free()?;
+    // On a catalog of its own: no front-end, no order replica that would roll the takes forward.
+    let alone = bench_store(cfg, procs, cfg.base_port + 30, true)?;
     alone.start_catalog_alone()?;
-    let catalog = alone.layout().catalog_url();
-    let secret = alone.secret().to_string();
-    for &c in &cfg.clients {
-        record(measure(
-            "catalog_query",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            |a, k, i| internal(a.get(&format!("{catalog}/products/{}", toy(k, i))), &secret),
-        ));
-    }
-    let file = std::fs::File::options()
+    let file = File::options()
         .create(true)
         .append(true)
         .open(alone.data().join("bench-fsync.log"))
         .map_err(|e| e.to_string())?;
-    for &c in &cfg.clients {
-        record(measure(
-            "fdatasync",
-            c,
-            cfg.duration,
-            cfg.warmup.min(20),
-            |_, k, i| {
-                use std::io::Write;
-                let line = format!("{k},{i},Tux,1,0123456789abcdef0123456789abcdef\n");
-                (&file).write_all(line.as_bytes()).is_ok() && file.sync_data().is_ok()
-            },
-        ));
-    }
-    let run_id = client::seed_from_time();
-    for &c in &cfg.clients {
-        record(measure(
-            "catalog_take",
-            c,
-            cfg.duration,
-            cfg.warmup.min(20),
-            |a, k, i| {
-                let body = format!(
-                    r#"{{"request_id":"bench-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1,"epoch":1}}"#,
-                    toy(k, i)
-                );
-                let rq = a
-                    .post(&format!("{catalog}/internal/take"))
-                    .header("Content-Type", "application/json");
-                match rq
-                    .header(shared::protocol::SECRET_HEADER, &secret)
-                    .send(body.as_bytes())
-                {
-                    Ok(mut r) => {
-                        let ok = r.status().is_success();
-                        let _ = r.body_mut().read_to_vec();
-                        ok
-                    }
-                    Err(_) => false,
-                }
-            },
-        ));
-    }
+    let catalog = alone.layout().catalog_url();
+    bench.measure_all(&catalog_targets(&catalog, alone.secret(), &file));
     drop(alone);
     // The floor once more: how much the machine drifted while the benchmark ran.
-    for &c in &cfg.clients {
-        record(measure(
-            "floor_again",
-            c,
-            cfg.duration,
-            cfg.warmup,
-            |a, _, _| get(a, &floor_url),
-        ));
-    }
+    bench.measure_all(&floor_targets("floor_again", &floor_url));
     procs.kill_all();
-    Ok(rows)
+    Ok(bench.rows)
 }
 
 /// The floor at `clients` clients: the lower median and the higher throughput of the two floor

@@ -7,12 +7,12 @@ use crate::data::{
     CRASH_QUERY_SAMPLE, RUN_INFO, SWEEP_CSV, SWEEP_RUNS_CSV,
 };
 use crate::report;
-use crate::store::{Layout, Procs, Store, StoreOptions, CONTRACT_BASE_PORT};
 use crate::sweep::{self, SweepConfig};
 use crate::ui::Ui;
 use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use systest::cluster::{Layout, Procs, Store, StoreOptions, CONTRACT_BASE_PORT, NEW_STOCK};
 
 /// A part of the experiment.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,140 +168,15 @@ pub enum Failure {
 /// Runs what `args` asks for, showing progress on `ui`, killing everything on an interrupt via
 /// `procs`.
 pub fn run(args: &Args, ui: &Ui, procs: std::sync::Arc<Procs>) -> Result<(), Failure> {
-    let setup = Failure::Setup;
     std::fs::create_dir_all(&args.out)
-        .map_err(|e| setup(format!("{}: {e}", args.out.display())))?;
+        .map_err(|e| Failure::Setup(format!("{}: {e}", args.out.display())))?;
     let measure = args.parts.iter().any(|p| *p != Part::Report);
-    let mut store_failure = None;
-    if measure {
-        let layout = Layout::with_hosts(args.base_port, &args.hosts).map_err(setup)?;
-        let network = if layout.is_local() {
-            "loopback (every service on 127.0.0.1)".to_string()
-        } else {
-            format!(
-                "each service on its own host (a network namespace with its own address): {}",
-                args.hosts
-            )
-        };
-        let options = StoreOptions {
-            layout,
-            delay_ms: args.delay_ms,
-            restock_interval: args.restock_interval,
-            stock: (args.stock != crate::store::NEW_STOCK).then_some(args.stock),
-            ..StoreOptions::local(args.bin.clone().unwrap_or_else(default_bin), args.base_port)
-        };
-        let mut store = Store::new(options, procs).map_err(|e| setup(e.to_string()))?;
-        store.check_ports_free().map_err(setup)?;
-        let seed = args.seed.unwrap_or_else(client::seed_from_time);
-        let mut info = previous_info(&args.out);
-        info.machine = Machine::read();
-        info.started_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        info.clients = args.clients;
-        info.restock_interval = args.restock_interval;
-        info.stock = args.stock;
-        info.network = network;
-        info.delay_ms = args.delay_ms;
-        info.loadavg_start = Machine::loadavg();
-        ui.say(&format!(
-            "starting the store ({}; data in a temporary folder; clients call {})",
-            info.network,
-            store.client_url()
-        ));
-        store.start_all(true).map_err(setup)?;
-        let scratch = tempfile::tempdir().map_err(|e| setup(e.to_string()))?;
-
-        if args.parts.contains(&Part::Sweep) {
-            let started = Instant::now();
-            let cfg = SweepConfig {
-                ps: args.ps.clone(),
-                iterations: args.iterations.div_ceil(u64::from(args.repeats)),
-                repeats: args.repeats,
-                clients: args.clients,
-                warmup: args.warmup,
-                seed,
-                scratch: scratch.path().to_path_buf(),
-            };
-            let result = sweep::run(&mut store, &cfg, ui).map_err(setup)?;
-            write_csv(&args.out.join(SWEEP_CSV), &result.rows).map_err(setup)?;
-            write_csv(&args.out.join(SWEEP_RUNS_CSV), &result.runs).map_err(setup)?;
-            info.iterations = args.iterations.div_ceil(u64::from(args.repeats));
-            info.repeats = args.repeats;
-            info.ps = args.ps.clone();
-            info.sweep_seconds = started.elapsed().as_secs_f64();
-            let lost: u64 = result.runs.iter().map(|r| r.mismatches).sum();
-            if lost > 0 {
-                store_failure = Some(format!("{lost} orders of the sweep did not verify"));
-            }
-            match store.wait_consistent(Duration::from_secs(20)) {
-                Ok(c) => ui.say(&format!(
-                    "sweep done in {:.0} s; store check ok ({} orders)",
-                    info.sweep_seconds, c.orders
-                )),
-                Err(e) => store_failure = Some(format!("store check after the sweep: {e}")),
-            }
-        }
-        if args.parts.contains(&Part::Crash) {
-            let started = Instant::now();
-            let cfg = CrashConfig {
-                clients: args.clients,
-                rounds: args.crash_rounds,
-                period: Duration::from_secs_f64(args.crash_period),
-                down: Duration::from_secs_f64(args.crash_down),
-                calm: Duration::from_secs_f64(args.crash_calm),
-                p: args.crash_p,
-                chunk: 200,
-                seed: seed.wrapping_add(77),
-                scratch: scratch.path().to_path_buf(),
-            };
-            let result = crash::run(&mut store, &cfg, ui).map_err(setup)?;
-            let buckets = crate::analysis::buckets(&result.rows, report::BUCKET_MS);
-            write_csv(&args.out.join(CRASH_BUCKETS_CSV), &buckets).map_err(setup)?;
-            // Every purchase and order query, one query in CRASH_QUERY_SAMPLE.
-            let mut queries = 0u64;
-            let kept: Vec<_> = result
-                .rows
-                .iter()
-                .filter(|r| {
-                    if r.kind != crate::data::Kind::Query || !r.ok {
-                        return true;
-                    }
-                    queries += 1;
-                    queries % CRASH_QUERY_SAMPLE == 1
-                })
-                .cloned()
-                .collect();
-            write_csv(&args.out.join(CRASH_CSV), &kept).map_err(setup)?;
-            write_csv(&args.out.join(CRASH_EVENTS_CSV), &result.events).map_err(setup)?;
-            let json =
-                serde_json::to_string_pretty(&result.outcome).map_err(|e| setup(e.to_string()))?;
-            std::fs::write(args.out.join(CRASH_OUTCOME), json).map_err(|e| setup(e.to_string()))?;
-            info.crash_seconds = started.elapsed().as_secs_f64();
-            let o = &result.outcome;
-            ui.say(&format!(
-                "crash run done in {:.0} s: {} requests, {} failed, {} orders made, {} verified; {}",
-                info.crash_seconds,
-                result.rows.len(),
-                o.failures,
-                o.orders_made,
-                o.orders_verified,
-                o.consistency
-            ));
-            if o.mismatches > 0 || !o.consistency.starts_with("ok") {
-                store_failure = Some(format!(
-                    "crash run: {} orders did not verify; {}",
-                    o.mismatches, o.consistency
-                ));
-            }
-        }
-        drop(store);
-        info.loadavg_end = Machine::loadavg();
-        let json = serde_json::to_string_pretty(&info).map_err(|e| setup(e.to_string()))?;
-        std::fs::write(args.out.join(RUN_INFO), json).map_err(|e| setup(e.to_string()))?;
-    }
-    let written = report::write_all(&args.out).map_err(setup)?;
+    let store_failure = if measure {
+        measure_parts(args, ui, procs)?
+    } else {
+        None
+    };
+    let written = report::write_all(&args.out).map_err(Failure::Setup)?;
     ui.say(&format!(
         "wrote {} in {}",
         written.join(", "),
@@ -311,6 +186,189 @@ pub fn run(args: &Args, ui: &Ui, procs: std::sync::Arc<Procs>) -> Result<(), Fai
         Some(e) => Err(Failure::Store(e)),
         None => Ok(()),
     }
+}
+
+/// Starts the store, runs the sweep and the crash run as `args` asks, writes their files and the
+/// run info. Returns what the store got wrong, if anything (the last such finding).
+fn measure_parts(
+    args: &Args,
+    ui: &Ui,
+    procs: std::sync::Arc<Procs>,
+) -> Result<Option<String>, Failure> {
+    let setup = Failure::Setup;
+    let (mut store, mut info) = start_store(args, ui, procs)?;
+    let scratch = tempfile::tempdir().map_err(|e| setup(e.to_string()))?;
+    let seed = args.seed.unwrap_or_else(client::seed_from_time);
+    let mut store_failure = None;
+    if args.parts.contains(&Part::Sweep) {
+        store_failure = run_sweep(args, &mut store, ui, scratch.path(), seed, &mut info)?;
+    }
+    if args.parts.contains(&Part::Crash) {
+        let cfg = CrashConfig {
+            clients: args.clients,
+            rounds: args.crash_rounds,
+            period: Duration::from_secs_f64(args.crash_period),
+            down: Duration::from_secs_f64(args.crash_down),
+            calm: Duration::from_secs_f64(args.crash_calm),
+            p: args.crash_p,
+            chunk: 200,
+            seed: seed.wrapping_add(77),
+            scratch: scratch.path().to_path_buf(),
+        };
+        if let Some(e) = run_crash(args, &mut store, ui, &cfg, &mut info)? {
+            store_failure = Some(e);
+        }
+    }
+    drop(store);
+    info.loadavg_end = Machine::loadavg();
+    let json = serde_json::to_string_pretty(&info).map_err(|e| setup(e.to_string()))?;
+    std::fs::write(args.out.join(RUN_INFO), json).map_err(|e| setup(e.to_string()))?;
+    Ok(store_failure)
+}
+
+/// The store as `args` lays it out, started with the cache on, and the run info so far.
+fn start_store(
+    args: &Args,
+    ui: &Ui,
+    procs: std::sync::Arc<Procs>,
+) -> Result<(Store, RunInfo), Failure> {
+    let setup = Failure::Setup;
+    let layout = Layout::with_hosts(args.base_port, &args.hosts).map_err(setup)?;
+    let network = if layout.is_local() {
+        "loopback (every service on 127.0.0.1)".to_string()
+    } else {
+        format!(
+            "each service on its own host (a network namespace with its own address): {}",
+            args.hosts
+        )
+    };
+    let options = StoreOptions {
+        layout,
+        delay_ms: args.delay_ms,
+        restock_interval: args.restock_interval,
+        stock: (args.stock != NEW_STOCK).then_some(args.stock),
+        toys: &crate::TOYS,
+        ..StoreOptions::local(args.bin.clone().unwrap_or_else(default_bin), args.base_port)
+    };
+    let mut store = Store::new(options, procs).map_err(setup)?;
+    store.check_ports_free().map_err(setup)?;
+    let mut info = previous_info(&args.out);
+    info.machine = Machine::read();
+    info.started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    info.clients = args.clients;
+    info.restock_interval = args.restock_interval;
+    info.stock = args.stock;
+    info.network = network;
+    info.delay_ms = args.delay_ms;
+    info.loadavg_start = Machine::loadavg();
+    ui.say(&format!(
+        "starting the store ({}; data in a temporary folder; clients call {})",
+        info.network,
+        store.client_url()
+    ));
+    store.start_all(true).map_err(setup)?;
+    Ok((store, info))
+}
+
+/// The sweep and its files; what the store got wrong in it, if anything.
+fn run_sweep(
+    args: &Args,
+    store: &mut Store,
+    ui: &Ui,
+    scratch: &Path,
+    seed: u64,
+    info: &mut RunInfo,
+) -> Result<Option<String>, Failure> {
+    let setup = Failure::Setup;
+    let started = Instant::now();
+    let cfg = SweepConfig {
+        ps: args.ps.clone(),
+        iterations: args.iterations.div_ceil(u64::from(args.repeats)),
+        repeats: args.repeats,
+        clients: args.clients,
+        warmup: args.warmup,
+        seed,
+        scratch: scratch.to_path_buf(),
+    };
+    let result = sweep::run(store, &cfg, ui).map_err(setup)?;
+    write_csv(&args.out.join(SWEEP_CSV), &result.rows).map_err(setup)?;
+    write_csv(&args.out.join(SWEEP_RUNS_CSV), &result.runs).map_err(setup)?;
+    info.iterations = cfg.iterations;
+    info.repeats = args.repeats;
+    info.ps = args.ps.clone();
+    info.sweep_seconds = started.elapsed().as_secs_f64();
+    let mut store_failure = None;
+    let lost: u64 = result.runs.iter().map(|r| r.mismatches).sum();
+    if lost > 0 {
+        store_failure = Some(format!("{lost} orders of the sweep did not verify"));
+    }
+    match store.wait_consistent(Duration::from_secs(20)) {
+        Ok(c) => ui.say(&format!(
+            "sweep done in {:.0} s; store check ok ({} orders)",
+            info.sweep_seconds, c.orders
+        )),
+        Err(e) => store_failure = Some(format!("store check after the sweep: {e}")),
+    }
+    Ok(store_failure)
+}
+
+/// The crash run and its files; what the store got wrong in it, if anything.
+fn run_crash(
+    args: &Args,
+    store: &mut Store,
+    ui: &Ui,
+    cfg: &CrashConfig,
+    info: &mut RunInfo,
+) -> Result<Option<String>, Failure> {
+    let setup = Failure::Setup;
+    let started = Instant::now();
+    let result = crash::run(store, cfg, ui).map_err(setup)?;
+    write_crash_files(&args.out, &result).map_err(setup)?;
+    info.crash_seconds = started.elapsed().as_secs_f64();
+    let o = &result.outcome;
+    ui.say(&format!(
+        "crash run done in {:.0} s: {} requests, {} failed, {} orders made, {} verified; {}",
+        info.crash_seconds,
+        result.rows.len(),
+        o.failures,
+        o.orders_made,
+        o.orders_verified,
+        o.consistency
+    ));
+    if o.mismatches > 0 || !o.consistency.starts_with("ok") {
+        return Ok(Some(format!(
+            "crash run: {} orders did not verify; {}",
+            o.mismatches, o.consistency
+        )));
+    }
+    Ok(None)
+}
+
+/// The crash run's files in `out`: the buckets, the requests (every purchase and order query, one
+/// query in [`CRASH_QUERY_SAMPLE`]), the events and the outcome.
+fn write_crash_files(out: &Path, result: &crash::CrashResult) -> Result<(), String> {
+    let buckets = crate::analysis::buckets(&result.rows, report::BUCKET_MS);
+    write_csv(&out.join(CRASH_BUCKETS_CSV), &buckets)?;
+    let mut queries = 0u64;
+    let kept: Vec<_> = result
+        .rows
+        .iter()
+        .filter(|r| {
+            if r.kind != crate::data::Kind::Query || !r.ok {
+                return true;
+            }
+            queries += 1;
+            queries % CRASH_QUERY_SAMPLE == 1
+        })
+        .cloned()
+        .collect();
+    write_csv(&out.join(CRASH_CSV), &kept)?;
+    write_csv(&out.join(CRASH_EVENTS_CSV), &result.events)?;
+    let json = serde_json::to_string_pretty(&result.outcome).map_err(|e| e.to_string())?;
+    std::fs::write(out.join(CRASH_OUTCOME), json).map_err(|e| e.to_string())
 }
 
 /// The run info already in `out` (so that a crash-only run keeps the sweep's settings).

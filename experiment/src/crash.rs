@@ -11,14 +11,16 @@
 //! as the requests' `start_ms`.
 
 use crate::data::{CrashOutcome, CrashRow, EventRow};
-use crate::store::{Store, REPLICAS};
 use crate::ui::Ui;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use shared::protocol::ReplicaId;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use systest::cluster::Store;
+use systest::REPLICAS;
 
 /// Settings of the crash run.
 #[derive(Debug, Clone)]
@@ -69,6 +71,90 @@ fn ms_since(t0: Instant) -> u64 {
     t0.elapsed().as_millis() as u64
 }
 
+/// The main thread's part: the kill schedule, with its events.
+struct Killer<'a> {
+    store: &'a mut Store,
+    cfg: &'a CrashConfig,
+    ui: &'a Ui,
+    bar: &'a indicatif::ProgressBar,
+    requests: &'a AtomicU64,
+    t0: Instant,
+    rng: StdRng,
+    events: Vec<EventRow>,
+}
+
+impl Killer<'_> {
+    fn event(&mut self, event: &str, replica: ReplicaId, leader: bool) {
+        self.events.push(EventRow {
+            t_ms: ms_since(self.t0),
+            event: event.into(),
+            replica,
+            leader,
+        });
+    }
+
+    /// Tells the bar what happened, with the requests so far.
+    fn tell(&self, what: &str) {
+        let n = self.requests.load(Ordering::Relaxed);
+        self.bar.set_message(format!("{what}; {n} requests so far"));
+    }
+
+    /// The calm start, every round, the calm end.
+    fn schedule(&mut self) -> Result<(), String> {
+        std::thread::sleep(self.cfg.calm);
+        for round in 0..self.cfg.rounds {
+            let kill_at = self.round(round)?;
+            let next = kill_at + self.cfg.period;
+            if round + 1 < self.cfg.rounds && Instant::now() < next {
+                std::thread::sleep(next - Instant::now());
+            }
+        }
+        std::thread::sleep(self.cfg.calm);
+        Ok(())
+    }
+
+    /// One round: the leader (even rounds) or a random replica killed, started again after
+    /// `down`, and waited for until it caught up. Returns when the kill was.
+    fn round(&mut self, round: u32) -> Result<Instant, String> {
+        let leader = self.store.leader();
+        let victim = if round.is_multiple_of(2) {
+            leader.unwrap_or(REPLICAS[self.rng.random_range(0..REPLICAS.len())])
+        } else {
+            REPLICAS[self.rng.random_range(0..REPLICAS.len())]
+        };
+        let is_leader = leader == Some(victim);
+        let kill_at = Instant::now();
+        self.store.kill(&format!("order-{victim}"));
+        self.event("kill", victim, is_leader);
+        let what = format!(
+            "replica {victim}{}",
+            if is_leader { " (leader)" } else { "" }
+        );
+        self.tell(&format!("killed {what}"));
+        let t = self.t0.elapsed().as_secs_f64();
+        self.ui.say(&format!("t={t:.1}s kill {what}"));
+        std::thread::sleep(self.cfg.down);
+        self.store.start_order(victim)?;
+        self.event("restart", victim, false);
+        self.tell(&format!("restarted replica {victim}"));
+        if self
+            .store
+            .wait_replica_synced(victim, Duration::from_secs(20))
+        {
+            self.event("synced", victim, false);
+            let t = self.t0.elapsed().as_secs_f64();
+            self.ui.say(&format!(
+                "t={t:.1}s replica {victim} restarted and caught up"
+            ));
+        } else {
+            self.ui
+                .say(&format!("replica {victim} did not catch up within 20 s"));
+        }
+        self.bar.inc(1);
+        Ok(kill_at)
+    }
+}
+
 /// Runs the crash experiment on a started store.
 pub fn run(store: &mut Store, cfg: &CrashConfig, ui: &Ui) -> Result<CrashResult, String> {
     let t0 = Instant::now();
@@ -78,98 +164,53 @@ pub fn run(store: &mut Store, cfg: &CrashConfig, ui: &Ui) -> Result<CrashResult,
         .map(|_| Mutex::new(ClientTally::default()))
         .collect();
     let url = store.client_url();
-    let mut events = Vec::new();
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
     let bar = ui.bar(
         u64::from(cfg.rounds),
         "crash {bar:20} {pos}/{len} kills  {msg}",
     );
-
-    let killer_result = std::thread::scope(|s| -> Result<(), String> {
+    let mut killer = Killer {
+        store,
+        cfg,
+        ui,
+        bar: &bar,
+        requests: &requests,
+        t0,
+        rng: StdRng::seed_from_u64(cfg.seed),
+        events: Vec::new(),
+    };
+    let killer_result = std::thread::scope(|s| {
         for k in 0..cfg.clients {
             let (stop, requests, tally, url) =
                 (&stop, &requests, &tallies[k as usize], url.clone());
             s.spawn(move || client_loop(k, cfg, &url, t0, stop, requests, tally));
         }
-        let result = (|| -> Result<(), String> {
-            std::thread::sleep(cfg.calm);
-            for round in 0..cfg.rounds {
-                let leader = store.leader();
-                let victim = if round % 2 == 0 {
-                    leader.unwrap_or(REPLICAS[rng.random_range(0..REPLICAS.len())])
-                } else {
-                    REPLICAS[rng.random_range(0..REPLICAS.len())]
-                };
-                let is_leader = leader == Some(victim);
-                let kill_at = Instant::now();
-                let name = format!("order-{victim}");
-                store.kill(&name);
-                events.push(EventRow {
-                    t_ms: ms_since(t0),
-                    event: "kill".into(),
-                    replica: victim,
-                    leader: is_leader,
-                });
-                let what = format!(
-                    "replica {victim}{}",
-                    if is_leader { " (leader)" } else { "" }
-                );
-                bar.set_message(format!(
-                    "killed {what}; {} requests so far",
-                    requests.load(Ordering::Relaxed)
-                ));
-                ui.say(&format!("t={:.1}s kill {what}", t0.elapsed().as_secs_f64()));
-                std::thread::sleep(cfg.down);
-                store.start_order(victim)?;
-                events.push(EventRow {
-                    t_ms: ms_since(t0),
-                    event: "restart".into(),
-                    replica: victim,
-                    leader: false,
-                });
-                bar.set_message(format!(
-                    "restarted replica {victim}; {} requests so far",
-                    requests.load(Ordering::Relaxed)
-                ));
-                if store.wait_replica_synced(victim, Duration::from_secs(20)) {
-                    events.push(EventRow {
-                        t_ms: ms_since(t0),
-                        event: "synced".into(),
-                        replica: victim,
-                        leader: false,
-                    });
-                    ui.say(&format!(
-                        "t={:.1}s replica {victim} restarted and caught up",
-                        t0.elapsed().as_secs_f64()
-                    ));
-                } else {
-                    ui.say(&format!("replica {victim} did not catch up within 20 s"));
-                }
-                bar.inc(1);
-                let next = kill_at + cfg.period;
-                if round + 1 < cfg.rounds && Instant::now() < next {
-                    std::thread::sleep(next - Instant::now());
-                }
-            }
-            std::thread::sleep(cfg.calm);
-            Ok(())
-        })();
+        let result = killer.schedule();
         stop.store(true, Ordering::SeqCst);
         result
     });
+    let events = std::mem::take(&mut killer.events);
+    drop(killer);
     ui.finish(bar);
     killer_result?;
+    let mut result = gather(tallies, cfg);
+    result.events = events;
+    result.outcome.consistency = match store.wait_consistent(Duration::from_secs(30)) {
+        Ok(c) => format!(
+            "ok: the three order files are identical ({} orders), every take of stock has its order, stock adds up",
+            c.orders
+        ),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    Ok(result)
+}
 
-    let mut result = CrashResult {
-        events,
-        ..CrashResult::default()
-    };
-    let mut outcome = CrashOutcome {
-        clients: cfg.clients,
-        rounds: cfg.rounds,
-        p: cfg.p,
-        ..CrashOutcome::default()
-    };
+/// Every client's requests, in time order, and their failures and orders summed up.
+fn gather(tallies: Vec<Mutex<ClientTally>>, cfg: &CrashConfig) -> CrashResult {
+    let mut result = CrashResult::default();
+    let outcome = &mut result.outcome;
+    outcome.clients = cfg.clients;
+    outcome.rounds = cfg.rounds;
+    outcome.p = cfg.p;
     for t in tallies {
         let t = t.into_inner();
         result.rows.extend(t.rows);
@@ -184,15 +225,7 @@ pub fn run(store: &mut Store, cfg: &CrashConfig, ui: &Ui) -> Result<CrashResult,
         }
     }
     result.rows.sort_by_key(|r| (r.start_ms, r.client));
-    outcome.consistency = match store.wait_consistent(Duration::from_secs(30)) {
-        Ok(c) => format!(
-            "ok: the three order files are identical ({} orders), every take of stock has its order, stock adds up",
-            c.orders
-        ),
-        Err(e) => format!("FAILED: {e}"),
-    };
-    result.outcome = outcome;
-    Ok(result)
+    result
 }
 
 /// One client: rounds of `chunk` iterations until `stop`.

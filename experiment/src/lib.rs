@@ -3,11 +3,13 @@
 //! kind is from a bare HTTP round trip.
 //!
 //! # What runs
-//! - The `experiment` binary ([`cli`]): starts the real store from the release binaries
-//!   ([`store::Store`], fresh data folder, every process killed at the end, on a failure and on
-//!   Ctrl-C), runs the p sweep ([`sweep`]) and the crash run ([`crash`]) with the [`client`] library as
-//!   load, writes the CSVs ([`data`]), the plots ([`plot`]) and `REPORT.md` ([`report`]). With a host
-//!   list it runs each service in its own network namespace (see `scripts/netns.sh`).
+//! - The `experiment` binary ([`cli`]): starts the real store from the release binaries with the
+//!   launcher the end-to-end tests use ([`systest::cluster::Store`]: the contract's port layout
+//!   from `--base-port`, fresh data folder, every process killed at the end, on a failure and on
+//!   Ctrl-C), runs the p sweep ([`sweep`]) and the crash run ([`crash`]) with the [`client`]
+//!   library as load, writes the CSVs ([`data`]), the plots ([`plot`]) and `REPORT.md`
+//!   ([`report`]). With a host list it runs each service in its own network namespace (see
+//!   `scripts/netns.sh` and the hosts of [`systest::cluster`]).
 //! - The `relay` binary ([`relay`]): a TCP relay that delays every chunk by a fixed time each way,
 //!   placed between the client and the front-end to stand in for a wide-area link.
 //! - The `store` benchmark (`cargo bench -p experiment`, `make bench`, [`bench`](mod@bench)): the
@@ -31,8 +33,8 @@
 //! them again without running anything.
 //!
 //! # Invariants
-//! - Every process an experiment starts is a child recorded in [`store::Procs`] and is killed when the
-//!   experiment ends, fails or is interrupted; nothing is left listening.
+//! - Every process an experiment starts is a child recorded in [`systest::cluster::Procs`] and is
+//!   killed when the experiment ends, fails or is interrupted; nothing is left listening.
 //! - Latency is measured by the client library around each whole request; the experiment only adds
 //!   the setting (p, cache) or the start time on the crash run's clock.
 
@@ -47,21 +49,9 @@ pub mod plot;
 pub mod relay;
 pub mod report;
 pub mod resolver;
-pub mod store;
 pub mod sweep;
 pub mod ui;
 
 /// The contract's ten toys with their prices (the catalog's default file), for a catalog started
 /// with other stock.
-pub const TOYS: [(&str, f64); 10] = [
-    ("Tux", 25.99),
-    ("Whale", 34.99),
-    ("Elephant", 29.99),
-    ("Bird", 15.99),
-    ("Fox", 22.50),
-    ("Python", 19.99),
-    ("Lego", 49.99),
-    ("Barbie", 24.99),
-    ("Frisbee", 9.99),
-    ("Marbles", 5.49),
-];
+pub use shared::files::DEFAULT_TOYS as TOYS;

@@ -231,13 +231,17 @@ mod tests {
         .unwrap()
     }
 
+    /// A connection to `relay` with TCP_NODELAY: its reading side, buffered, and its writing side.
+    fn connect(relay: &Relay) -> (std::io::BufReader<TcpStream>, TcpStream) {
+        let conn = TcpStream::connect(relay.addr()).unwrap();
+        conn.set_nodelay(true).unwrap();
+        (std::io::BufReader::new(conn.try_clone().unwrap()), conn)
+    }
+
     #[test]
     fn bytes_are_forwarded_both_ways_with_the_delay() {
         let relay = relay_to(echo_server(), 60);
-        let conn = TcpStream::connect(relay.addr()).unwrap();
-        conn.set_nodelay(true).unwrap();
-        let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
-        let mut writer = conn;
+        let (mut reader, mut writer) = connect(&relay);
         for round in 0..3 {
             let started = Instant::now();
             let text = format!("hello {round} {}\n", "x".repeat(round * 1000));
@@ -259,10 +263,7 @@ mod tests {
         // 20 lines written 10 ms apart through a 100 ms delay: a relay that held each chunk in turn
         // would need 2 s each way; a delay line needs about 0.2 s + 2 x 0.1 s.
         let relay = relay_to(echo_server(), 100);
-        let conn = TcpStream::connect(relay.addr()).unwrap();
-        conn.set_nodelay(true).unwrap();
-        let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
-        let mut writer = conn;
+        let (mut reader, mut writer) = connect(&relay);
         let started = Instant::now();
         let sender = std::thread::spawn(move || {
             for i in 0..20 {

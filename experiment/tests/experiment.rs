@@ -6,23 +6,12 @@
 use clap::Parser;
 use experiment::cli::{self, Args};
 use experiment::data::{read_csv, CrashRow, EventRow, RunRow, SweepRow};
-use experiment::store::Procs;
 use experiment::ui::Ui;
 use std::path::PathBuf;
+use systest::cluster::Procs;
 
 fn bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TOYSTORE_BIN") {
-        return PathBuf::from(dir);
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release");
-    for b in ["catalog", "order", "frontend", "relay"] {
-        assert!(
-            dir.join(b).exists(),
-            "{} is missing: run `make build` first (or set TOYSTORE_BIN)",
-            dir.join(b).display()
-        );
-    }
-    dir
+    systest::cluster::bin_dir_with(&["catalog", "order", "frontend", "relay"])
 }
 
 fn args(out: &std::path::Path, extra: &[&str]) -> Args {

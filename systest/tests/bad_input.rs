@@ -36,7 +36,7 @@ fn snapshot(c: &Cluster) -> Snapshot {
     let journal: Vec<_> = c
         .journal()
         .into_iter()
-        .filter(|r| r.kind != "refuse")
+        .filter(|r| r.kind != systest::JournalKind::Refuse)
         .collect();
     Snapshot {
         stock: c.stock(),
@@ -281,7 +281,7 @@ fn data(r: &Raw) -> Value {
 /// bad numbers.
 #[test]
 fn the_public_api_refuses_bad_purchases_and_changes_nothing() {
-    let (mut c, before) = started(22000);
+    let (c, before) = started(22000);
     let url = c.frontend_url();
     let post = |body: &[u8]| request(&url, "POST", "/orders", &[], body);
 
@@ -343,7 +343,7 @@ fn the_public_api_refuses_bad_purchases_and_changes_nothing() {
 /// heads that tiny_http answers by itself, wrong methods and unknown paths.
 #[test]
 fn the_public_api_refuses_bad_paths_methods_and_heads() {
-    let (c, before) = started(22010);
+    let (c, before) = started(22020);
     let url = c.frontend_url();
     let get = |path: &str| request(&url, "GET", path, &[], b"");
 
@@ -471,7 +471,7 @@ fn the_public_api_refuses_bad_paths_methods_and_heads() {
 /// Item 4 on the catalog (with the secret): bad takes, paths, methods and bodies.
 #[test]
 fn the_catalog_refuses_bad_input_and_changes_nothing() {
-    let (mut c, before) = started(22020);
+    let (c, before) = started(22040);
     let url = c.catalog_url();
     let secret = secret_header(&c);
     let take = |body: &[u8]| request(&url, "POST", "/internal/take", &secret, &with_epoch(body));
@@ -575,7 +575,7 @@ fn the_catalog_refuses_bad_input_and_changes_nothing() {
 /// and malformed messages to the internal endpoints of replication and leader choice.
 #[test]
 fn the_order_replicas_refuse_bad_input_and_change_nothing() {
-    let (mut c, before) = started(22030);
+    let (c, before) = started(22060);
     let leader = c.leader().expect("a leader");
     let follower = REPLICAS.into_iter().find(|id| *id != leader).unwrap();
     let status_before = settled_statuses(&c);
@@ -678,7 +678,7 @@ fn the_order_replicas_refuse_bad_input_and_change_nothing() {
 /// and bodies.
 #[test]
 fn the_frontend_internal_address_refuses_bad_input() {
-    let (mut c, before) = started(22040);
+    let (c, before) = started(22080);
     let url = c.frontend_internal_url();
     let secret = secret_header(&c);
     let post = |body: &[u8]| request(&url, "POST", "/internal/invalidate", &secret, body);
@@ -742,7 +742,7 @@ fn the_frontend_internal_address_refuses_bad_input() {
 /// a wrong one (even a call that would change something), and none is served on the public address.
 #[test]
 fn internal_endpoints_need_the_secret_and_are_not_public() {
-    let (c, before) = started(22050);
+    let (c, before) = started(22100);
     let status_before = settled_statuses(&c);
     let leader = c.leader().expect("a leader");
     let epoch = status_before[0]["promised"]["epoch"].as_u64().unwrap();

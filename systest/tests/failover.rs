@@ -37,7 +37,7 @@ fn wait_ready_replica(c: &Cluster, id: u32) {
 
 #[test]
 fn killing_the_leader_while_clients_buy_loses_and_repeats_nothing() {
-    let mut c = Cluster::new(21100);
+    let mut c = Cluster::new(21200);
     c.start_all(1.0);
     assert_eq!(c.leader(), Some(3), "the highest id leads first");
     let bin = systest::bin_dir().join("client");
@@ -97,7 +97,7 @@ fn killing_the_leader_while_clients_buy_loses_and_repeats_nothing() {
 
 #[test]
 fn a_follower_killed_and_restarted_catches_up_to_an_identical_file() {
-    let mut c = Cluster::new(21110);
+    let mut c = Cluster::new(21220);
     c.start_all(60.0);
     c.kill("order-1");
     for i in 0..100 {
@@ -149,7 +149,7 @@ fn assert_refused_without_change(c: &Cluster) {
 
 #[test]
 fn without_a_quorum_purchases_get_503_and_take_no_stock_then_resume() {
-    let mut c = Cluster::new(21120);
+    let mut c = Cluster::new(21240);
     c.start_all(60.0);
     assert_eq!(order_number(&c.buy("Bird", 1)), 0);
     c.kill("order-3");
@@ -169,7 +169,7 @@ fn without_a_quorum_purchases_get_503_and_take_no_stock_then_resume() {
 
 #[test]
 fn a_leader_alone_refuses_purchases_but_answers_order_queries() {
-    let mut c = Cluster::new(21160);
+    let mut c = Cluster::new(21320);
     c.start_all(60.0);
     assert_eq!(order_number(&c.buy("Bird", 1)), 0);
     c.kill("order-1");
@@ -190,7 +190,7 @@ fn a_leader_alone_refuses_purchases_but_answers_order_queries() {
 
 #[test]
 fn a_paused_leader_that_resumes_creates_no_order() {
-    let mut c = Cluster::new(21130);
+    let mut c = Cluster::new(21260);
     c.start_all(60.0);
     assert_eq!(order_number(&c.buy("Python", 1)), 0);
     c.pause("order-3");
@@ -222,7 +222,7 @@ fn a_paused_leader_that_resumes_creates_no_order() {
 
 #[test]
 fn a_take_whose_leader_died_before_the_order_is_rolled_forward() {
-    let mut c = Cluster::new(21140);
+    let mut c = Cluster::new(21280);
     c.start_all(60.0);
     // What a leader does just before it dies: take the stock at the catalog, write no order.
     let leader = c.leader().expect("a leader");
@@ -262,7 +262,7 @@ fn a_take_whose_leader_died_before_the_order_is_rolled_forward() {
 
 #[test]
 fn replicas_restarted_all_at_once_keep_every_order() {
-    let mut c = Cluster::new(21150);
+    let mut c = Cluster::new(21300);
     c.start_all(60.0);
     let numbers: Vec<u64> = (0..20).map(|_| order_number(&c.buy("Barbie", 1))).collect();
     for id in [1, 2, 3] {
@@ -290,7 +290,7 @@ fn replicas_restarted_all_at_once_keep_every_order() {
 #[test]
 fn a_replica_far_behind_catches_up_on_100000_orders_in_seconds() {
     const N: u64 = 100_000;
-    let mut c = Cluster::new(21170);
+    let mut c = Cluster::new(21340);
     std::fs::create_dir_all(c.data()).unwrap();
     let mut text = String::from("number,name,quantity,request_id,epoch\n");
     for n in 0..N {
@@ -326,7 +326,7 @@ fn a_replica_far_behind_catches_up_on_100000_orders_in_seconds() {
 
 #[test]
 fn concurrent_retries_of_one_purchase_during_a_failover_make_one_order() {
-    let mut c = Cluster::new(21180);
+    let mut c = Cluster::new(21360);
     c.start_all(60.0);
     assert_eq!(order_number(&c.buy("Elephant", 1)), 0);
     for round in 0..3 {

@@ -131,7 +131,7 @@ impl Slow {
 #[test]
 fn slow_clients_hold_no_worker_and_are_cut_after_the_header_timeout() {
     raise_fd_limit();
-    let mut c = Cluster::new(22100);
+    let mut c = Cluster::new(22200);
     c.start_all(600.0);
     let url = c.frontend_url();
     let (threads0, fds0) = frontend_usage(&c);
@@ -250,7 +250,7 @@ fn slow_clients_hold_no_worker_and_are_cut_after_the_header_timeout() {
 #[test]
 fn thousands_of_idle_connections_neither_block_requests_nor_exhaust_the_process() {
     raise_fd_limit();
-    let mut c = Cluster::new(22110);
+    let mut c = Cluster::new(22220);
     c.start_all(600.0);
     let (threads0, fds0) = frontend_usage(&c);
     let catalog_pid = c.pid("catalog").expect("the catalog runs");
@@ -327,7 +327,7 @@ fn thousands_of_idle_connections_neither_block_requests_nor_exhaust_the_process(
 #[test]
 fn a_full_house_of_half_sent_requests_gets_503_then_recovers() {
     raise_fd_limit();
-    let mut c = Cluster::new(22120);
+    let mut c = Cluster::new(22240);
     c.start_all(600.0);
     let url = c.frontend_url();
     let (threads0, fds0) = frontend_usage(&c);
@@ -388,7 +388,7 @@ fn a_full_house_of_half_sent_requests_gets_503_then_recovers() {
 #[test]
 fn many_concurrent_clients_are_all_served() {
     raise_fd_limit();
-    let mut c = Cluster::new(22130);
+    let mut c = Cluster::new(22260);
     c.start_all(600.0);
     let url = c.frontend_url();
     let (threads0, fds0) = frontend_usage(&c);

@@ -67,7 +67,7 @@ fn parallel_clients_buy_and_every_order_checks_out() {
 
 #[test]
 fn a_query_after_a_purchase_shows_the_new_quantity() {
-    let mut c = Cluster::new(21010);
+    let mut c = Cluster::new(21020);
     c.start_all(60.0);
     let before = c.query("Whale").data::<serde_json::Value>()["quantity"]
         .as_u64()
@@ -100,7 +100,7 @@ fn a_query_after_a_purchase_shows_the_new_quantity() {
 
 #[test]
 fn a_toy_bought_out_is_restocked_within_the_interval() {
-    let mut c = Cluster::new(21020);
+    let mut c = Cluster::new(21040);
     c.start_all(1.0);
     let q = c.query("Marbles").data::<serde_json::Value>()["quantity"]
         .as_u64()
@@ -128,7 +128,7 @@ fn a_toy_bought_out_is_restocked_within_the_interval() {
 
 #[test]
 fn the_public_api_answers_every_error_as_the_contract_says() {
-    let mut c = Cluster::new(21030);
+    let mut c = Cluster::new(21060);
     c.start_all(60.0);
     let err = |a: &systest::Answer, code: u16| {
         assert_eq!(a.status, code, "{a:?}");
@@ -169,7 +169,7 @@ fn the_public_api_answers_every_error_as_the_contract_says() {
 
 #[test]
 fn the_catalog_killed_and_restarted_keeps_every_answered_take() {
-    let mut c = Cluster::new(21040);
+    let mut c = Cluster::new(21080);
     c.start_all(60.0);
     for i in 0..30 {
         assert_eq!(c.buy(["Lego", "Fox"][i % 2], 2).status, 200);
@@ -199,7 +199,7 @@ fn the_catalog_killed_and_restarted_keeps_every_answered_take() {
 
 #[test]
 fn every_service_stops_cleanly_on_sigterm() {
-    let mut c = Cluster::new(21050);
+    let mut c = Cluster::new(21100);
     c.start_all(60.0);
     assert_eq!(c.buy("Tux", 1).status, 200);
     for name in ["frontend", "order-1", "order-2", "order-3", "catalog"] {
@@ -212,8 +212,8 @@ fn every_service_stops_cleanly_on_sigterm() {
     }
     let journal = c.journal();
     assert_eq!(
-        journal.last().map(|r| r.kind.as_str()),
-        Some("checkpoint"),
+        journal.last().map(|r| r.kind),
+        Some(systest::JournalKind::Checkpoint),
         "the catalog wrote its checkpoint"
     );
     let text = std::fs::read_to_string(c.data().join("catalog.csv")).unwrap();

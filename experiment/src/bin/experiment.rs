@@ -2,9 +2,9 @@
 
 use clap::Parser;
 use experiment::cli::{self, Args, Failure};
-use experiment::store::Procs;
 use experiment::ui::Ui;
 use std::process::ExitCode;
+use systest::cluster::Procs;
 
 fn main() -> ExitCode {
     let args = Args::parse();

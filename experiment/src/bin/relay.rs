@@ -4,13 +4,10 @@
 use clap::Parser;
 use std::time::Duration;
 
-/// The relay's flags. Each can also be set as `TOYSTORE_<FLAG>`.
+/// A TCP relay that delays every chunk by a fixed time each way. Each flag can also be set as
+/// `TOYSTORE_<FLAG>`.
 #[derive(Parser, Debug)]
-#[command(
-    name = "relay",
-    version,
-    about = "A TCP relay that delays every chunk by a fixed time each way"
-)]
+#[command(name = "relay", version)]
 struct Args {
     /// Address to listen on, e.g. 10.77.0.9:8083.
     #[arg(long, env = "TOYSTORE_LISTEN", value_name = "ADDR")]

@@ -45,10 +45,10 @@ pub(super) fn section(o: &mut String, i: &Inputs) {
         info.repeats.max(1),
         info.iterations
     );
-    let stock = if info.stock == 0 || info.stock == crate::store::NEW_STOCK {
+    let stock = if info.stock == 0 || info.stock == systest::cluster::NEW_STOCK {
         format!(
             "{} units of each of the ten toys (the contract's new catalog)",
-            crate::store::NEW_STOCK
+            systest::cluster::NEW_STOCK
         )
     } else {
         format!(

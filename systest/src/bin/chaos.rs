@@ -21,7 +21,7 @@ struct Args {
     /// Seconds of faults and clients.
     #[arg(long, default_value_t = 120)]
     duration: u64,
-    /// First of the seven ports the store listens on (127.0.0.1).
+    /// Base port of the store on 127.0.0.1: it uses base..=base+13 (see `systest::cluster`).
     #[arg(long, default_value_t = 24100)]
     port_base: u16,
     /// Client threads.
@@ -66,7 +66,7 @@ fn main() {
         args.duration,
         opts.clients,
         args.port_base,
-        args.port_base + 6
+        args.port_base + 13
     );
     let summary = run(&opts);
     println!("{summary}");

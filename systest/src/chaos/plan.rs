@@ -1,0 +1,145 @@
+//! The fault plan: which fault, when, for how long, from one seed.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+
+/// No fault is injected in the first moments, so the clients find a working store.
+pub(super) const WARM_UP: Duration = Duration::from_secs(2);
+
+/// A kind of fault, as planned and as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// SIGKILL of an order replica that is not (known to be) the leader, restart later.
+    KillReplica,
+    /// SIGKILL of the leader the front-end names, restart later.
+    KillLeader,
+    /// SIGSTOP of the leader for 1 to 3 s, then SIGCONT.
+    PauseLeader,
+    /// SIGSTOP of a replica when the leader could not be asked (the front-end is down).
+    PauseReplica,
+    /// SIGKILL of the catalog, restart later.
+    KillCatalog,
+    /// SIGKILL of the front-end, restart later.
+    KillFrontend,
+    /// Half a CSV row without a newline appended to a killed replica's order file before its restart.
+    TornOrderLine,
+    /// The same at the end of the killed catalog's journal.
+    TornJournalLine,
+}
+
+impl FaultKind {
+    /// Its name in the summary.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultKind::KillReplica => "kill-replica",
+            FaultKind::KillLeader => "kill-leader",
+            FaultKind::PauseLeader => "pause-leader",
+            FaultKind::PauseReplica => "pause-replica",
+            FaultKind::KillCatalog => "kill-catalog",
+            FaultKind::KillFrontend => "kill-frontend",
+            FaultKind::TornOrderLine => "torn-order-line",
+            FaultKind::TornJournalLine => "torn-journal-line",
+        }
+    }
+}
+
+/// One fault of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFault {
+    /// When it starts, from the start of the run.
+    pub at: Duration,
+    /// What: `KillReplica`, `KillLeader`, `PauseLeader`, `KillCatalog` or `KillFrontend`.
+    pub kind: FaultKind,
+    /// How long the process stays down or paused.
+    pub down_for: Duration,
+    /// For a replica or catalog kill: append a torn line to its order file or journal before the
+    /// restart.
+    pub torn: bool,
+    /// A random number that picks a replica when the target is not the leader.
+    pub pick: u32,
+}
+
+impl PlannedFault {
+    /// When the process comes back.
+    pub fn ends(&self) -> Duration {
+        self.at + self.down_for
+    }
+}
+
+/// The faults of a run of `duration` with `seed`, in time order. A fault starts every 0.5 to 3 s
+/// after a quiet warm-up; it is dropped when two are already active, and when one is, it is kept only
+/// three times in ten (and never on the same catalog or front-end). A killed replica stays down 0.2
+/// to 6 s, a killed catalog or front-end 0.2 to 3 s, a paused leader 1 to 3 s (longer than the
+/// front-end's two missed pings of 200 ms).
+pub fn plan(seed: u64, duration: Duration) -> Vec<PlannedFault> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut faults: Vec<PlannedFault> = Vec::new();
+    let mut t = WARM_UP;
+    loop {
+        t += Duration::from_millis(rng.random_range(500..=3000));
+        if t >= duration {
+            return faults;
+        }
+        let kind = match rng.random_range(0..100) {
+            0..20 => FaultKind::KillReplica,
+            20..40 => FaultKind::KillLeader,
+            40..60 => FaultKind::PauseLeader,
+            60..80 => FaultKind::KillCatalog,
+            _ => FaultKind::KillFrontend,
+        };
+        let millis = match kind {
+            FaultKind::KillReplica | FaultKind::KillLeader => rng.random_range(200..=6000),
+            FaultKind::PauseLeader => rng.random_range(1000..=3000),
+            _ => rng.random_range(200..=3000),
+        };
+        let torn = rng.random_bool(0.4);
+        let pick = rng.random();
+        let overlap = rng.random_bool(0.3);
+        let active: Vec<&PlannedFault> = faults.iter().filter(|f| f.ends() > t).collect();
+        let same_process = active.iter().any(|f| {
+            f.kind == kind && matches!(kind, FaultKind::KillCatalog | FaultKind::KillFrontend)
+        });
+        if active.len() >= 2 || (active.len() == 1 && (!overlap || same_process)) {
+            continue;
+        }
+        faults.push(PlannedFault {
+            at: t,
+            kind,
+            down_for: Duration::from_millis(millis),
+            torn: torn
+                && matches!(
+                    kind,
+                    FaultKind::KillReplica | FaultKind::KillLeader | FaultKind::KillCatalog
+                ),
+            pick,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn a_seed_always_plans_the_same_faults_and_never_more_than_two_at_once() {
+        let d = Duration::from_secs(600);
+        assert_eq!(plan(7, d), plan(7, d));
+        assert_ne!(plan(7, d), plan(8, d));
+        let faults = plan(7, d);
+        assert!(faults.len() > 100, "{}", faults.len());
+        for f in &faults {
+            assert!(f.at >= WARM_UP && f.at < d);
+            let active = faults
+                .iter()
+                .filter(|g| g.at <= f.at && g.ends() > f.at)
+                .count();
+            assert!(active <= 2, "{f:?}");
+        }
+        assert!(faults.windows(2).all(|w| w[0].at < w[1].at));
+        let kinds: HashSet<FaultKind> = faults.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds.len(), 5);
+        assert!(faults.iter().any(|f| f.torn));
+    }
+}
