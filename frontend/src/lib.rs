@@ -10,11 +10,14 @@
 //! always sees its own purchase in its next query.
 //!
 //! # Leader selection
-//! The front-end pings the order replicas from the highest id down and chooses the first that answers
-//! as ready, in a new epoch ([`leader::choose`]), then tells every replica. A replica that promised a
-//! newer choice refuses the notice with its promise (`Error::Stale`), and the front-end chooses again
-//! above that epoch. A monitor thread pings the leader every 200 ms; after two misses, or when a call
-//! to the leader fails, it chooses again.
+//! The front-end pings every order replica at once and chooses, from the highest id down, the first
+//! that is ready and can serve (reaches a quorum and the catalog), in a new epoch
+//! ([`leader::choose`]), then tells every replica. A sitting leader that can serve is kept: a choice
+//! holds until its leader fails. A replica that promised a newer choice refuses the notice with its
+//! promise (`Error::Stale`), and the front-end chooses again above that epoch. A monitor thread asks
+//! the leader's health every 100 ms and chooses again when [`leader::Watch`] says it failed: two
+//! missed pings, no longer leading its ballot, or unable to serve for 200 ms; a failed call to the
+//! leader makes it choose again too. The numbers and their reasons are in [`shared::timing`].
 //!
 //! # Failover of a purchase
 //! A purchase that failed on a leader is retried, with the same request id, which the order service

@@ -57,6 +57,11 @@
 //! 3. It appends the order (number = log length, epoch = its epoch) to its log, sends it to the
 //!    followers, and answers once a quorum (itself included) has it **on disk**.
 //!
+//! **Can it serve?** Every replica pings its peers and the catalog every heartbeat; its health
+//! (`GET /internal/health`) says whether it heard from a quorum (a leader: whether a quorum
+//! acknowledged its appends) and whether the catalog answered, within [`core::SERVE_WINDOW`]. The
+//! front-end replaces a leader that says it cannot serve (see [`shared::timing`]).
+//!
 //! **503 means nothing changed, forever.** A leader that lacks a quorum (fewer followers than a
 //! quorum acknowledged within [`core::LIVE_WINDOW`]) or cannot reach the catalog answers 503 at once
 //! only for a *fresh* purchase (the front-end made its id and no earlier attempt can have reached a
