@@ -65,21 +65,13 @@ pub const PEER_TIMEOUT_MS: u64 = 300;
 /// whose answer is lost is asked again under its request id.
 pub const CATALOG_TIMEOUT_MS: u64 = 500;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_silent_leader_is_noticed_within_the_budget() {
-        // The worst case: the cut comes just after a good answer.
-        let noticed = HEALTH_EVERY_MS + u64::from(MISSED_PINGS) * PING_TIMEOUT_MS;
-        assert!(noticed <= 500, "{noticed} ms");
-        let cannot_serve = SERVE_WINDOW_MS + HEALTH_EVERY_MS + CANNOT_SERVE_GRACE_MS;
-        assert!(cannot_serve <= 600, "{cannot_serve} ms");
-        // A purchase in flight is retried before a client has waited a second, and a replica
-        // answers before the front-end gives its call up.
-        assert!(LEADER_CALL_TIMEOUT_MS < 1000);
-        assert!(REQUEST_DEADLINE_MS < LEADER_CALL_TIMEOUT_MS);
-        assert!(CANDIDATE_PATIENCE_MS <= REQUEST_DEADLINE_MS);
-    }
-}
+// The budget in the module docs, checked when the crate is compiled: a silent leader is noticed
+// within 500 ms, one that cannot serve is replaced within 600 ms, a purchase in flight is retried
+// before a client has waited a second, and a replica answers before the front-end gives its call up.
+const _: () = {
+    assert!(HEALTH_EVERY_MS + MISSED_PINGS as u64 * PING_TIMEOUT_MS <= 500);
+    assert!(SERVE_WINDOW_MS + HEALTH_EVERY_MS + CANNOT_SERVE_GRACE_MS <= 600);
+    assert!(LEADER_CALL_TIMEOUT_MS < 1000);
+    assert!(REQUEST_DEADLINE_MS < LEADER_CALL_TIMEOUT_MS);
+    assert!(CANDIDATE_PATIENCE_MS <= REQUEST_DEADLINE_MS);
+};
