@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 use shared::config::{ReplicaList, ServiceFlags, StoreAddrs};
 use shared::http::bind;
-use shared::protocol::{ReplicaId, SECRET_HEADER};
+use shared::protocol::ReplicaId;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "test-secret";
@@ -137,35 +137,17 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for r in self.replicas.iter_mut().filter_map(Option::take) {
-            let stopped = r.stop();
-            assert!(stopped.is_ok() || std::thread::panicking(), "{stopped:?}");
+            shared::testing::assert_stopped(r.stop());
         }
         if let Some(c) = self.catalog.take() {
-            let stopped = c.stop();
-            assert!(stopped.is_ok() || std::thread::panicking(), "{stopped:?}");
+            shared::testing::assert_stopped(c.stop());
         }
     }
 }
 
 /// One HTTP call: status and JSON body (Null when the body is not JSON).
 fn call(method: &str, url: &str, body: Option<&Value>, secret: Option<&str>) -> (u16, Value) {
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .proxy(None)
-        .build();
-    let agent: ureq::Agent = config.into();
-    let mut rq = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(s) = secret {
-        rq = rq.header(SECRET_HEADER, s);
-    }
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let mut response = agent
-        .run(rq.body(bytes).unwrap())
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    shared::testing::call(Duration::from_secs(5), method, url, body, secret)
 }
 
 #[test]

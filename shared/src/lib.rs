@@ -11,6 +11,7 @@
 //!   replica list and other flag values.
 //! - [`limits`]: raising the open-files limit, since every connection holds descriptors.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling that lets `main` stop its servers and flush files.
+//! - `testing` (feature `testing`): the services' in-process HTTP tests' call helper.
 //! - [`timing`]: every heartbeat, window and timeout that decides how fast a fault is noticed.
 //! - [`service`]: what every service's `main` does around `serve`: start, wait, stop, exit codes.
 //! - [`logging`]: the [`log!`] macro, one line per event on stderr.
@@ -25,6 +26,8 @@ pub mod logging;
 pub mod protocol;
 pub mod service;
 pub mod shutdown;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timing;
 
 pub use error::{Error, Result};
