@@ -37,12 +37,9 @@ pub const REQUEST_DEADLINE: Ms = shared::timing::REQUEST_DEADLINE_MS;
 /// peer, and every replica the catalog, as often.
 pub const HEARTBEAT: Ms = shared::timing::HEARTBEAT_MS;
 /// A replica reports it can serve while a quorum was heard from and the catalog answered within
-/// this window (see [`shared::timing`]).
+/// this window (see [`shared::timing`]). A leader takes stock for a purchase only while it reaches a
+/// quorum by this rule, so it refuses purchases exactly when its health says it cannot serve.
 pub const SERVE_WINDOW: Ms = shared::timing::SERVE_WINDOW_MS;
-/// A follower that has not acknowledged for this long does not count towards the quorum a purchase
-/// needs before stock is taken: the window in which the status says the leader can serve, so that a
-/// leader refuses purchases (and the front-end replaces it) when its health says it cannot serve.
-pub const LIVE_WINDOW: Ms = SERVE_WINDOW;
 /// A new leader's purchases wait this long for its followers' first answers before a missing quorum
 /// is answered 503.
 pub const TAKEOVER_GRACE: Ms = 500;
@@ -959,17 +956,10 @@ impl Replica {
         }
     }
 
-    /// True when enough followers acknowledged recently for a new order to reach a quorum.
+    /// True when this replica leads and enough followers acknowledged recently for a new order to
+    /// reach a quorum.
     fn quorum_alive(&self, now: Ms) -> bool {
-        let Some(l) = &self.leading else {
-            return false;
-        };
-        let alive = l
-            .followers
-            .values()
-            .filter(|f| f.joined && f.last_ok.is_some_and(|t| now < t + LIVE_WINDOW))
-            .count();
-        alive + 1 >= self.quorum
+        self.leading.is_some() && self.reaches_quorum(now)
     }
 
     /// Leader: a purchase, applied at most once per request id.
@@ -2713,7 +2703,7 @@ mod tests {
         c.answer_take(taken());
         assert_eq!(c.answer(p), Some(&created(0)));
         c.down.insert(2);
-        c.pass(LIVE_WINDOW);
+        c.pass(SERVE_WINDOW);
         let p = c.ask(3, purchase("r2", true));
         assert_eq!(status_of(c.answer(p).unwrap()), 503);
     }

@@ -63,7 +63,7 @@
 //! front-end replaces a leader that says it cannot serve (see [`shared::timing`]).
 //!
 //! **503 means nothing changed, forever.** A leader that lacks a quorum (fewer followers than a
-//! quorum acknowledged within [`core::LIVE_WINDOW`]) or cannot reach the catalog answers 503 at once
+//! quorum acknowledged within [`core::SERVE_WINDOW`]) or cannot reach the catalog answers 503 at once
 //! only for a *fresh* purchase (the front-end made its id and no earlier attempt can have reached a
 //! leader). For any other it first asks the catalog to refuse the id for good (`cancel`): if the
 //! catalog confirms, the answer is 503; if the id had been taken (an earlier attempt, maybe through
