@@ -191,13 +191,13 @@ impl CatalogCall {
 impl CatalogReply {
     /// True when the catalog answered (whatever it said): it can be reached.
     fn answered(&self) -> bool {
-        let lost = |e: &Error| matches!(e, Error::Unreachable(_) | Error::Transport(_));
-        match self {
-            CatalogReply::Take { result, .. } => !result.as_ref().is_err_and(lost),
-            CatalogReply::Cancel { result, .. } => !result.as_ref().is_err_and(lost),
-            CatalogReply::List { result, .. } => !result.as_ref().is_err_and(lost),
-            CatalogReply::Ping(result) => !result.as_ref().is_err_and(lost),
-        }
+        let error = match self {
+            CatalogReply::Take { result, .. } => result.as_ref().err(),
+            CatalogReply::Cancel { result, .. } => result.as_ref().err(),
+            CatalogReply::List { result, .. } => result.as_ref().err(),
+            CatalogReply::Ping(result) => result.as_ref().err(),
+        };
+        !error.is_some_and(|e| matches!(e, Error::Unreachable(_) | Error::Transport(_)))
     }
 }
 

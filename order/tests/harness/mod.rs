@@ -1316,13 +1316,10 @@ impl Sim {
                 self.schedule_retry(p, 5);
             }
             Some(Err(Error::Indeterminate(_))) => {
-                self.count("leader answered 504");
-                let Some(fp) = self.fe.purchases.get_mut(&p) else {
-                    return;
-                };
                 fp.maybe_applied = true;
                 let after = fp.backoff;
                 fp.backoff = (after * 2).min(100);
+                self.count("leader answered 504");
                 self.schedule_retry(p, after);
             }
             Some(Err(_)) | None => {
