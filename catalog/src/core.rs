@@ -8,14 +8,17 @@
 //! (`catalog.csv`) holds, so that neither ever shows a take a crash could still undo.
 //!
 //! The rules, per request id: taken once (a repeat answers the same row); refused for good once
-//! refused (for want of stock, for a stale epoch, or by a cancel); never both. The fence is the
-//! newest leader epoch seen in a take, a cancel or a listing; a take of a new id with an older epoch
-//! is refused. Every refusal that is remembered, and every raise of the fence, is a journal row, so a
-//! restart ([`Core::replay`]) rebuilds exactly the same state.
+//! refused (for want of stock, or by a cancel); never both. The fence is the newest leader epoch
+//! seen in a take, a cancel or a listing; a take of a new id with an older epoch is turned away
+//! with [`Error::Stale`], which is not a refusal of the id: the leader that sent
+//! it was replaced, and its successor may still take that id for the same purchase (the old leader
+//! answers 504, the outcome is its successor's). Every refusal that is remembered, and every raise
+//! of the fence, is a journal row, so a restart ([`Core::replay`]) rebuilds exactly the same state
+//! (journals written before stale takes were turned away keep their stale refusals for good).
 
 use shared::protocol::{
-    valid_request_id, validate_purchase, CancelReply, CancelRequest, Epoch, Product, TakeRecord,
-    TakeReply, TakeRequest, REQUEST_ID_RULE,
+    valid_request_id, validate_purchase, Ballot, CancelReply, CancelRequest, Epoch, Product,
+    TakeRecord, TakeReply, TakeRequest, REQUEST_ID_RULE,
 };
 use shared::{Error, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -187,8 +190,10 @@ impl Core {
                         r.name
                     ))));
                 };
-                let taken = r.epoch >= self.fence && left >= r.quantity;
-                let (kind, stock_after) = if taken {
+                if r.epoch < self.fence {
+                    return at_once(Err(self.stale()));
+                }
+                let (kind, stock_after) = if left >= r.quantity {
                     (Kind::Take, left - r.quantity)
                 } else {
                     (Kind::Refuse, left)
@@ -388,6 +393,15 @@ impl Core {
         self.synced
     }
 
+    /// The answer to a leader whose epoch is below the fence: it was replaced. Not a refusal of any
+    /// request id; the ballot names the fence (its leader is not known here, 0).
+    fn stale(&self) -> Error {
+        Error::Stale(Ballot {
+            epoch: self.fence,
+            leader: 0,
+        })
+    }
+
     /// An answer that depends on row `seq` (0: none), for a request of `epoch`: raises the fence
     /// with a row of its own when `epoch` is newer.
     fn repeat<T>(&mut self, seq: u64, epoch: Epoch, now_ms: u64, answer: Result<T>) -> Step<T> {
@@ -516,6 +530,15 @@ mod tests {
         }
     }
 
+    /// The fence a take was turned away below, with no row.
+    fn stale<T: std::fmt::Debug>(s: &Step<T>) -> Epoch {
+        assert!(s.rows.is_empty(), "{:?}", s.rows);
+        match &s.answer {
+            Err(Error::Stale(b)) => b.epoch,
+            other => panic!("expected a stale refusal, got {other:?}"),
+        }
+    }
+
     fn conflict<T: std::fmt::Debug>(s: &Step<T>) -> String {
         match &s.answer {
             Err(Error::Conflict(m)) => m.clone(),
@@ -623,35 +646,52 @@ mod tests {
     }
 
     #[test]
-    fn a_take_of_an_older_epoch_than_the_fence_is_refused_for_good() {
+    fn a_take_of_an_older_epoch_is_turned_away_and_the_id_left_to_the_newer_leader() {
         let mut c = Core::new(toys());
         c.take(&take("new", "Tux", 1, 5), NOW).answer.unwrap();
         // Same epoch: fine.
         c.take(&take("same", "Tux", 1, 5), NOW).answer.unwrap();
+        // A replaced leader's take (say, one it asked again after a partition healed) is turned
+        // away without a row: it changes nothing, and its id is not refused.
         let s = c.take(&take("old", "Tux", 1, 4), NOW);
-        let m = conflict(&s);
-        assert!(m.contains("epoch 4 is older than epoch 5"), "{m}");
-        assert_eq!(s.rows.len(), 1);
-        assert_eq!(s.rows[0].kind, Kind::Refuse);
-        assert_eq!(s.rows[0].epoch, 4);
-        assert_eq!(s.rows[0].stock_after, 98);
-        assert_eq!(s.after_synced, 3);
+        assert_eq!(
+            s.answer,
+            Err(Error::Stale(Ballot {
+                epoch: 5,
+                leader: 0
+            }))
+        );
+        assert!(s.rows.is_empty());
+        assert_eq!(s.after_synced, 0);
         assert_eq!(c.fence(), 5);
         assert_eq!(c.live_quantity("Tux"), Some(98));
+        assert_eq!(c.id_state("old"), None);
+        // The newer leader, retrying the same purchase under the same id, takes it.
+        let s = c.take(&take("old", "Tux", 1, 5), NOW);
+        assert!(!s.answer.unwrap().repeated);
+        assert_eq!(s.rows[0].kind, Kind::Take);
+        assert_eq!(c.live_quantity("Tux"), Some(97));
+    }
+
+    #[test]
+    fn a_stale_refusal_in_an_older_journal_stays_refused_for_good() {
+        // Journals written before stale takes were turned away hold them as refusals; the promise
+        // that answer made (409, for good) is kept.
+        let text = format!("{JOURNAL_HEADER}1,take,new,Tux,1,99,6,5\n2,refuse,old,Tux,1,99,7,4\n");
+        let rows: Vec<JournalRow> = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        let mut c = Core::replay(toys(), &rows);
         assert_eq!(
             c.id_state("old"),
             Some(&IdState::Refused {
-                seq: 3,
+                seq: 2,
                 reason: Refusal::Stale { epoch: 4, fence: 5 }
             })
         );
-        // Even from a newer leader, that id stays refused; the newer epoch raises the fence.
-        let s = c.take(&take("old", "Tux", 1, 9), NOW);
-        assert_eq!(conflict(&s), m);
-        assert_eq!(s.rows.len(), 1);
-        assert_eq!(s.rows[0].kind, Kind::Fence);
-        assert_eq!(s.after_synced, 4);
-        assert_eq!(c.fence(), 9);
+        let m = conflict(&c.take(&take("old", "Tux", 1, 9), NOW));
+        assert!(m.contains("epoch 4 is older than epoch 5"), "{m}");
     }
 
     #[test]
@@ -712,7 +752,7 @@ mod tests {
         assert_eq!(s.answer.unwrap().seq, 1);
         assert_eq!(c.fence(), 7);
         let s = c.take(&take("r2", "Tux", 1, 6), NOW);
-        conflict(&s);
+        assert_eq!(stale(&s), 7);
     }
 
     #[test]
@@ -934,7 +974,7 @@ mod tests {
         );
         assert_eq!(s.after_synced, 2);
         assert_eq!(c.fence(), 3);
-        conflict(&c.take(&take("b", "Tux", 1, 2), NOW));
+        assert_eq!(stale(&c.take(&take("b", "Tux", 1, 2), NOW)), 3);
     }
 
     #[test]
@@ -1009,17 +1049,18 @@ mod tests {
         run(&mut c, &mut j, s.rows);
         let s = c.cancel(&cancel("gone", 3), NOW);
         run(&mut c, &mut j, s.rows);
+        // Below the fence: turned away, no row, the id untouched.
         let s = c.take(&take("late", "Tux", 1, 2), NOW);
-        run(&mut c, &mut j, s.rows);
+        assert_eq!(stale(&s), 3);
         let s = c.restock(NOW + 3);
         run(&mut c, &mut j, s.rows);
         let s = c.takes_after(0, 10, NOW, 8);
         run(&mut c, &mut j, s.rows);
-        assert_eq!(j.len(), 7);
+        assert_eq!(j.len(), 6);
 
         let r = Core::replay(toys(), &j);
-        assert_eq!(r.seq(), 7);
-        assert_eq!(r.synced_seq(), 7);
+        assert_eq!(r.seq(), 6);
+        assert_eq!(r.synced_seq(), 6);
         assert_eq!(r.fence(), 8);
         for id in ["a", "no", "all", "gone", "late"] {
             assert_eq!(r.id_state(id), c.id_state(id), "{id}");
@@ -1034,7 +1075,7 @@ mod tests {
         assert_eq!(listed[1].age_ms, 3);
         // The next row follows on.
         let s = r.take(&take("next", "Tux", 1, 8), NOW);
-        assert_eq!(s.rows[0].seq, 8);
+        assert_eq!(s.rows[0].seq, 7);
     }
 
     #[test]
@@ -1098,12 +1139,30 @@ mod tests {
         let mut j = Vec::new();
         let s = c.take(&take("a", "Tux", 1, 5), NOW);
         run(&mut c, &mut j, s.rows);
-        let s = c.take(&take("old", "Tux", 200, 4), NOW);
+        let s = c.take(&take("much", "Tux", 200, 5), NOW);
         let m = conflict(&s);
         run(&mut c, &mut j, s.rows);
+        // A stale refusal as journals written before stale takes were turned away hold it.
+        j.push(JournalRow {
+            seq: 3,
+            kind: Kind::Refuse,
+            request_id: "old".into(),
+            name: "Tux".into(),
+            quantity: 200,
+            stock_after: 99,
+            unix_ms: NOW,
+            epoch: 4,
+        });
         let mut r = Core::replay(toys(), &j);
-        assert_eq!(conflict(&r.take(&take("old", "Tux", 200, 5), NOW)), m);
-        assert_eq!(r.id_state("old"), c.id_state("old"));
+        assert_eq!(conflict(&r.take(&take("much", "Tux", 200, 5), NOW)), m);
+        assert_eq!(r.id_state("much"), c.id_state("much"));
+        assert_eq!(
+            r.id_state("old"),
+            Some(&IdState::Refused {
+                seq: 3,
+                reason: Refusal::Stale { epoch: 4, fence: 5 }
+            })
+        );
     }
 
     #[test]

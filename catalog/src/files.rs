@@ -439,7 +439,7 @@ mod tests {
         // The fence survived: epoch 1 is now stale for a new id.
         assert!(matches!(
             c.take(&take("f", "Bird", 1)),
-            Err(Error::Conflict(_))
+            Err(Error::Stale(b)) if b.epoch == 3
         ));
         assert_eq!(c.product("Bird").unwrap().quantity, 99);
         let rows = read_journal(&dir.path().join(JOURNAL_FILE)).unwrap();

@@ -7,8 +7,8 @@
 //!   `quantity`, `epoch`), checking and decrementing under one lock so concurrent buyers never
 //!   oversell. Each request id is decided once, for good: taken (a repeat, from the same leader or a
 //!   new one, gets the first take's [`TakeReply`] back with `repeated: true`), or refused (for want
-//!   of stock, for a stale epoch, or by a cancel; every later take of that id gets the same 409). A
-//!   400 (malformed) or 404 (unknown toy) decides nothing.
+//!   of stock, or by a cancel; every later take of that id gets the same 409). A 400 (malformed), a
+//!   404 (unknown toy) or a stale epoch (below) decides nothing.
 //! - Cancels a request id (`POST /internal/cancel`, body [`CancelRequest`] → [`CancelReply`]): an
 //!   order leader asks this before it answers a purchase "nothing was changed". An id that was taken
 //!   answers `{"taken": <seq>}` and the take stands; any other id is refused for good and answers
@@ -25,17 +25,21 @@
 //!
 //! # The fence
 //! The catalog keeps the newest order-leader epoch it has seen in a take, a cancel or a listing: the
-//! fence. A take of a new request id with an older epoch is refused for good (409, with a message
-//! that says so; the order leader treats every 409 of a take as final): a leader that was paused and resumes after a new leader took over cannot take
-//! stock that nobody will write an order for. Every raise of the fence is in the journal (a row's
-//! `epoch`), so a restart keeps it. A repeated id is answered as decided whatever its epoch.
+//! fence. A take of a new request id with an older epoch is turned away (409 with the fence as
+//! `promised`, [`shared::Error::Stale`]): a leader that was paused, or cut off, and comes back after
+//! a new leader took over cannot take stock that nobody will write an order for. The id is not
+//! refused: the newer leader, retrying the same purchase under the same id, may still take it, so
+//! the old leader answers 504 and leaves the outcome to it. (Refusing the id for good, as journals
+//! written before kept it, made such a purchase fail with 409 when the old leader's retried take
+//! reached the catalog first after a partition healed.) Every raise of the fence is in the journal
+//! (a row's `epoch`), so a restart keeps it. A repeated id is answered as decided whatever its epoch.
 //!
 //! # What is on disk before each answer
 //! | answer | on disk first |
 //! |---|---|
 //! | take 200 | its `take` row (a repeat: the first take's row) |
 //! | take 409, refused | its `refuse` row (a repeat: the first refusal's row) |
-//! | take 409, id used for another purchase; 400; 404 | nothing (nothing was decided) |
+//! | take 409, id used for another purchase or a stale epoch; 400; 404 | nothing (nothing was decided) |
 //! | cancel | the `take` or `refuse` row of the id |
 //! | listing | every row listed; a `fence` row when the listing raised the fence |
 //! | any of these from a newer epoch than the fence | also the `fence` row that raises it, unless the answer's own row carries the epoch |
@@ -49,7 +53,8 @@
 //!   decision, appended and synced to disk before the answer that depends on it. `kind` is
 //!   - `take`: `quantity` of `name` taken for `request_id` by a leader of `epoch`;
 //!   - `refuse`: `request_id` refused for good; with a `name`, a take of `quantity` that found
-//!     `stock_after` left or whose `epoch` was below the fence; without one, a cancel;
+//!     `stock_after` left (in older journals also one whose `epoch` was below the fence); without
+//!     one, a cancel;
 //!   - `restock`: `name` set back to 100 (`quantity` units added);
 //!   - `checkpoint`: `catalog.csv` holds every row before it (written at start and clean stop);
 //!   - `fence`: the fence raised to `epoch` by a listing or a repeated request.

@@ -323,7 +323,11 @@ mod tests {
             json!({"request_id": "r3", "name": "Tux", "quantity": 1, "epoch": 2}),
         );
         assert_eq!(status, 409, "a stale epoch: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("epoch 2"));
+        assert_eq!(v["error"]["promised"]["epoch"], 3, "{v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("older than epoch 3"));
 
         let (status, v) = call(&c, Method::Get, "/internal/takes?after=0", Value::Null);
         assert_eq!(status, 200);

@@ -1123,6 +1123,16 @@ impl Replica {
                 // The catalog refused the id, and keeps refusing it.
                 self.answer_attempt(&take.request_id, Err(e));
             }
+            Err(Error::Stale(fence)) => {
+                // The catalog has seen a newer leader: this one was replaced, and the id is left to
+                // its successor, which may still take it for the same purchase. Nothing is known
+                // for good, so 504, and the take is not asked again.
+                let e = Error::Indeterminate(format!(
+                    "a newer leader (epoch {}) completes the purchase; retry with the same request id",
+                    fence.epoch
+                ));
+                self.answer_attempt(&take.request_id, Err(e));
+            }
             Err(Error::Unreachable(m)) if a.fresh => {
                 let e = Error::Unavailable(format!(
                     "the catalog is unreachable ({m}); nothing was changed"
@@ -2560,6 +2570,18 @@ mod tests {
         let p = c.ask(3, purchase("r2", true));
         c.answer_take(Err(Error::NotFound("no such toy".into())));
         assert_eq!(status_of(c.answer(p).unwrap()), 404);
+    }
+
+    #[test]
+    fn a_take_turned_away_as_stale_is_a_504_and_not_asked_again() {
+        let mut c = led();
+        let p = c.ask(3, purchase("r1", true));
+        c.answer_take(Err(Error::Stale(b(9, 0))));
+        // Not a refusal: the newer leader may still complete it, so the outcome is unknown.
+        assert_eq!(status_of(c.answer(p).unwrap()), 504);
+        assert!(c.node(3).orders().is_empty());
+        c.pass(10 * TAKE_RETRY);
+        assert!(c.no_calls(), "the take is not asked again");
     }
 
     #[test]

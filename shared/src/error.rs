@@ -132,6 +132,12 @@ impl Error {
             | Error::Io(m)
             | Error::Internal(m)
             | Error::Config(m) => m.clone(),
+            // The catalog knows only epochs: its fence names no leader.
+            Error::Stale(b) if b.leader == 0 => format!(
+                "refused: the request's leader epoch is older than epoch {}, the newest seen here; \
+                 nothing was changed",
+                b.epoch
+            ),
             Error::Stale(b) => format!(
                 "refused: this replica promised epoch {} (leader {})",
                 b.epoch, b.leader

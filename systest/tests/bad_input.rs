@@ -45,14 +45,23 @@ fn snapshot(c: &Cluster) -> Snapshot {
     }
 }
 
-/// A catalog body with `"epoch":0` (an epoch no leader is older than) put first into each JSON
-/// object, so that a take is refused for the fault the test means, not for a missing epoch. Bodies
-/// that are not objects stay as they are.
-fn with_epoch(body: &[u8]) -> Vec<u8> {
+/// A catalog body with the sitting leader's `epoch` put first into each JSON object, so that a take
+/// is refused for the fault the test means, not for a missing or a stale epoch (the catalog turns
+/// away a take older than the newest leader it has seen). Bodies that are not objects stay as they
+/// are.
+fn with_epoch(body: &[u8], epoch: u64) -> Vec<u8> {
     match body.strip_prefix(b"{") {
-        Some(rest) => [&b"{\"epoch\":0,"[..], rest].concat(),
+        Some(rest) => [format!("{{\"epoch\":{epoch},").as_bytes(), rest].concat(),
         None => body.to_vec(),
     }
+}
+
+/// The epoch of the leader the front-end names.
+fn leader_epoch(c: &Cluster) -> u64 {
+    let leader = c.leader().expect("a leader");
+    c.replica_status(leader).expect("its status")["promised"]["epoch"]
+        .as_u64()
+        .expect("an epoch")
 }
 
 /// Starts the store, buys once so that every file exists, waits until every replica has the order,
@@ -474,7 +483,16 @@ fn the_catalog_refuses_bad_input_and_changes_nothing() {
     let (c, before) = started(22040);
     let url = c.catalog_url();
     let secret = secret_header(&c);
-    let take = |body: &[u8]| request(&url, "POST", "/internal/take", &secret, &with_epoch(body));
+    let epoch = leader_epoch(&c);
+    let take = |body: &[u8]| {
+        request(
+            &url,
+            "POST",
+            "/internal/take",
+            &secret,
+            &with_epoch(body, epoch),
+        )
+    };
 
     for (what, body) in malformed_purchases(Some("bad-1")) {
         assert_error(&take(&body), 400, &what);

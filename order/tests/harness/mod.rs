@@ -7,8 +7,9 @@
 //! - **Disks**: a replica's writes reach its disk in order. A sync completes after a random delay and
 //!   makes every write so far durable. A crash keeps what was durable and a random prefix of the rest
 //!   (the last append possibly cut short, as a torn line is cut on start).
-//! - **Catalog**: takes stock once per request id, remembers refusals for good, refuses epochs older
-//!   than the newest it saw, lists takes (the same rules as the catalog service).
+//! - **Catalog**: takes stock once per request id, remembers refusals for good, turns away (without
+//!   refusing the id) a take of an epoch older than the newest it saw, lists takes (the same rules
+//!   as the catalog service).
 //! - **Front-end**: chooses the highest ready replica, announces it, sends purchases to the leader and
 //!   retries under the same request id as the real one does; clients retry a 504 with the same id.
 //!
@@ -234,6 +235,10 @@ pub struct Catalog {
     pub taken: BTreeMap<String, (u64, String, u64)>,
     /// Refused request ids.
     pub refused: BTreeSet<String>,
+    /// Request ids a take of which came with an epoch below the fence.
+    pub stale_takes: BTreeSet<String>,
+    /// Request ids refused for a cause a 409 may give: no stock, or a leader's cancel.
+    pub refused_for_cause: BTreeSet<String>,
     /// Takes in journal order.
     pub journal: Vec<String>,
     /// Newest epoch seen.
@@ -268,14 +273,19 @@ impl Catalog {
                 } else if self.refused.contains(&t.request_id) {
                     Err(Error::Conflict("this request id was refused".into()))
                 } else if t.epoch < self.fence {
-                    self.refused.insert(t.request_id.clone());
-                    Err(Error::Conflict("stale epoch".into()))
+                    // Turned away, but the id stays open to the newer leader.
+                    self.stale_takes.insert(t.request_id.clone());
+                    Err(Error::Stale(Ballot {
+                        epoch: self.fence,
+                        leader: 0,
+                    }))
                 } else {
                     self.fence = t.epoch;
                     match self.stock.get_mut(&t.name) {
                         None => Err(Error::NotFound("no such toy".into())),
                         Some(s) if *s < t.quantity => {
                             self.refused.insert(t.request_id.clone());
+                            self.refused_for_cause.insert(t.request_id.clone());
                             Err(Error::Conflict("not enough stock".into()))
                         }
                         Some(s) => {
@@ -301,6 +311,7 @@ impl Catalog {
                 let taken = self.taken.get(&c.request_id).map(|(seq, _, _)| *seq);
                 if taken.is_none() {
                     self.refused.insert(c.request_id.clone());
+                    self.refused_for_cause.insert(c.request_id.clone());
                 }
                 CatalogReply::Cancel {
                     cancel: c.clone(),
@@ -1291,6 +1302,16 @@ impl Sim {
         match result {
             Some(Ok(Answer::Created(c))) => self.fe_finish(p, Outcome::Ok(c.order_number)),
             Some(Err(e @ (Error::BadRequest(_) | Error::NotFound(_) | Error::Conflict(_)))) => {
+                let id = &fp.purchase.request_id;
+                if self.catalog.stale_takes.contains(id)
+                    && !self.catalog.refused_for_cause.contains(id)
+                {
+                    // A 409 says the purchase cannot be made (no stock, an id reused); a replaced
+                    // leader's late take must not make a purchase that never happened fail for good.
+                    self.violations.push(format!(
+                        "request {id} answered 409 after a replaced leader's take of it was turned away"
+                    ));
+                }
                 self.fe_finish(p, Outcome::Err(e.status()))
             }
             Some(Err(Error::NotLeader(b))) => {
