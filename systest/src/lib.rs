@@ -7,6 +7,8 @@
 //!   it starts `catalog`, the order replicas and `frontend` from `target/release` (or from
 //!   `$TOYSTORE_BIN`) in a temporary data folder on 127.0.0.1, sends real signals (SIGKILL, SIGSTOP,
 //!   SIGCONT), and a failing test prints the tail of each process's log.
+//! - [`netns`]: hosts for a test, one network namespace per service on a bridge, with links to cut
+//!   and hosts to unplug (needs root); the partition tests (`tests/partition.rs`) use them.
 //! - [`chaos`]: the seeded fault run with a checked history (`make chaos`, the `chaos` binary).
 //! - The checks of a store's files that both use: [`check_store`], [`read_orders`],
 //!   [`read_journal`], [`tail_logs`].
@@ -19,6 +21,7 @@ use std::path::Path;
 
 pub mod chaos;
 pub mod cluster;
+pub mod netns;
 
 pub use cluster::{bin_dir, Answer, Cluster};
 

@@ -32,6 +32,7 @@
 //! | 23900 | the benchmark (`BENCH_BASE_PORT`); its floor takes `base+20`, its lone catalog `base+30..=base+43` |
 //! | 24000 | `systest/tests/chaos.rs` |
 //! | 24100 | `make chaos` (`PORT_BASE`) |
+//! | 24200, 24220, … 24280 | `systest/tests/partition.rs`, one per cut (each on hosts of its own) |
 //!
 //! A new test takes the next free base of its file's row, [`PORT_SPAN`] after the last one.
 //!
@@ -40,8 +41,9 @@
 //! `ip netns exec NS BINARY ARGS...` (`ip` execs the binary, so the child's pid is the service's own
 //! and SIGKILL, SIGSTOP and SIGCONT reach it), bound to that host's address; [`Layout::with_hosts`]
 //! reads a list such as `frontend=tsx-frontend@10.77.0.2,order2=tsx-order2@10.77.0.5`, which
-//! `scripts/netns.sh` makes. Ports are the same on every host. Making and joining the namespaces is
-//! the caller's (it needs root); the launcher only starts processes in them.
+//! `scripts/netns.sh` makes, and [`crate::netns::Hosts::layout`] gives the hosts a test makes itself.
+//! Ports are the same on every host. Making and joining the namespaces is the caller's (it needs
+//! root); the launcher only starts processes in them.
 
 mod layout;
 mod procs;

@@ -1,0 +1,219 @@
+//! Network cuts with each service on its own host (network namespaces on a bridge, see
+//! `systest::netns`): while four buyers buy, one link is cut or one host unplugged for a few seconds,
+//! then healed. Wherever a quorum of replicas and the catalog can still talk, purchases must go on
+//! within 2 s of the cut, none may fail, and after healing the replicas' files are identical and the
+//! stock adds up. These tests need root (CI runs as root); without it they fail and say so.
+
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use systest::cluster::{Procs, Store, StoreOptions};
+use systest::netns::Hosts;
+
+/// One cut at a time: each measures how long purchases stall, which another run's load would blur.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Buyers, each on its own keep-alive connection.
+const BUYERS: usize = 4;
+/// Purchases before the cut.
+const BEFORE: Duration = Duration::from_millis(1500);
+/// How long the cut lasts.
+const CUT: Duration = Duration::from_secs(5);
+/// Purchases after healing.
+const AFTER: Duration = Duration::from_millis(1500);
+/// The longest stretch without a successful purchase a cut may cause.
+const MOST_STALL: Duration = Duration::from_secs(2);
+
+/// What one run saw.
+struct Seen {
+    /// Longest stretch without a successful purchase from the cut to the heal, ms.
+    stall_ms: u64,
+    purchases: usize,
+    failed: Vec<u16>,
+}
+
+/// The store on its own hosts; `cut` is given the hosts and the leader's id.
+fn run(name: &str, prefix: &str, net: &str, base: u16, cut: impl FnOnce(&mut Hosts, u32)) -> Seen {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut hosts = Hosts::up(prefix, net).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut options = StoreOptions::local(systest::bin_dir(), base);
+    options.layout = hosts.layout(base);
+    // Enough stock that nothing runs out: every purchase should be a 200.
+    options.stock = Some(1_000_000);
+    options.toys = &shared::files::DEFAULT_TOYS;
+    options.restock_interval = 10.0;
+    let mut store = Store::new(options, Procs::new()).unwrap();
+    store
+        .start_all(true)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let leader = store.leader().expect("a leader");
+    let url = format!("{}/orders", store.client_url());
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let outcomes: Vec<(Duration, u16)> = std::thread::scope(|s| {
+        let buyers: Vec<_> = (0..BUYERS)
+            .map(|_| s.spawn(|| buy_until(&url, &stop, started)))
+            .collect();
+        std::thread::sleep(BEFORE);
+        cut(&mut hosts, leader);
+        std::thread::sleep(CUT);
+        hosts.heal().unwrap();
+        std::thread::sleep(AFTER);
+        stop.store(true, Ordering::SeqCst);
+        buyers
+            .into_iter()
+            .flat_map(|b| b.join().expect("a buyer"))
+            .collect()
+    });
+    let consistent = store.wait_consistent(Duration::from_secs(20));
+    assert!(
+        consistent.is_ok(),
+        "{name}: after healing: {consistent:?}\n{}",
+        store.logs()
+    );
+    let mut ok: Vec<Duration> = outcomes
+        .iter()
+        .filter(|(_, s)| *s == 200)
+        .map(|(t, _)| *t)
+        .collect();
+    ok.sort();
+    let seen = Seen {
+        stall_ms: longest_stall(&ok, BEFORE, BEFORE + CUT).as_millis() as u64,
+        purchases: outcomes.len(),
+        failed: outcomes
+            .iter()
+            .map(|(_, s)| *s)
+            .filter(|s| *s != 200)
+            .collect(),
+    };
+    println!(
+        "{name}: longest stretch without a successful purchase {} ms; {} purchases, {} failed",
+        seen.stall_ms,
+        seen.purchases,
+        seen.failed.len()
+    );
+    if !seen.failed.is_empty() || seen.stall_ms > MOST_STALL.as_millis() as u64 {
+        println!("{}", store.logs());
+    }
+    seen
+}
+
+/// Buys one unit at a time until `stop`; when each purchase ended (since `started`) and its status
+/// (0: no answer).
+fn buy_until(url: &str, stop: &AtomicBool, started: Instant) -> Vec<(Duration, u16)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .proxy(None)
+        .build()
+        .into();
+    let mut seen = Vec::new();
+    let body = json!({"name": "Tux", "quantity": 1}).to_string();
+    while !stop.load(Ordering::SeqCst) {
+        let status = agent
+            .post(url)
+            .send(body.as_bytes())
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        seen.push((started.elapsed(), status));
+    }
+    seen
+}
+
+/// The longest stretch without an element of `ok` (sorted) that begins between `from` and `to`: from
+/// `from` to the first success after it, or between two successes.
+fn longest_stall(ok: &[Duration], from: Duration, to: Duration) -> Duration {
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for t in ok.iter().filter(|t| **t > from) {
+        if last >= to {
+            break;
+        }
+        longest = longest.max(*t - last);
+        last = *t;
+    }
+    if last < to {
+        // Nothing succeeded after `last` at all.
+        longest = longest.max(to - last);
+    }
+    longest
+}
+
+fn followers(leader: u32) -> Vec<String> {
+    (1..=3)
+        .filter(|id| *id != leader)
+        .map(|id| format!("order{id}"))
+        .collect()
+}
+
+fn assert_goes_on(name: &str, seen: &Seen) {
+    assert!(
+        seen.failed.is_empty(),
+        "{name}: purchases failed with {:?}",
+        seen.failed
+    );
+    assert!(
+        seen.stall_ms <= MOST_STALL.as_millis() as u64,
+        "{name}: purchases stopped for {} ms",
+        seen.stall_ms
+    );
+}
+
+#[test]
+fn the_leader_cut_from_both_followers_is_replaced() {
+    let name = "leader cut from both followers";
+    let seen = run(name, "tpa-", "10.79.1", 24200, |h, leader| {
+        for f in followers(leader) {
+            h.cut(&format!("order{leader}"), &f).unwrap();
+        }
+    });
+    assert_goes_on(name, &seen);
+}
+
+#[test]
+fn the_leader_s_host_unplugged_is_replaced() {
+    let name = "leader's host unplugged";
+    let seen = run(name, "tpb-", "10.79.2", 24220, |h, leader| {
+        h.unplug(&format!("order{leader}")).unwrap();
+    });
+    assert_goes_on(name, &seen);
+}
+
+#[test]
+fn the_front_end_cut_from_the_leader_chooses_another() {
+    let name = "front-end cut from the leader";
+    let seen = run(name, "tpc-", "10.79.3", 24240, |h, leader| {
+        h.cut("frontend", &format!("order{leader}")).unwrap();
+    });
+    assert_goes_on(name, &seen);
+}
+
+#[test]
+fn one_follower_unplugged_changes_nothing() {
+    let name = "one follower unplugged";
+    let seen = run(name, "tpd-", "10.79.4", 24260, |h, leader| {
+        h.unplug(&followers(leader)[0]).unwrap();
+    });
+    assert_goes_on(name, &seen);
+}
+
+#[test]
+fn the_catalog_cut_from_the_leader_is_routed_around() {
+    let name = "catalog cut from the leader";
+    let seen = run(name, "tpe-", "10.79.5", 24280, |h, leader| {
+        h.cut("catalog", &format!("order{leader}")).unwrap();
+    });
+    assert_goes_on(name, &seen);
+}
+
+#[test]
+fn the_stall_is_measured_from_the_cut_to_the_next_success() {
+    let ms = Duration::from_millis;
+    let ok = [ms(100), ms(900), ms(1000), ms(2600), ms(2700)];
+    assert_eq!(longest_stall(&ok, ms(500), ms(3000)), ms(1600));
+    // From the cut to the first success after it.
+    assert_eq!(longest_stall(&ok, ms(950), ms(1100)), ms(1600));
+    // Nothing after the cut at all: the whole cut.
+    assert_eq!(longest_stall(&ok[..2], ms(1000), ms(3000)), ms(2000));
+}
