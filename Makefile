@@ -23,9 +23,9 @@ test: ## Run every test (unit, HTTP, end-to-end with real processes)
 	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --workspace --release
 
-chaos: ## Seeded fault run with a checked history (SEED=1 DURATION=120 PORT_BASE=24100)
+chaos: ## Seeded fault run with a checked history (SEED=1 DURATION=120 PORT_BASE=24100; NETNS=1: hosts and network cuts, as root)
 	$(CARGO) build --release --workspace --bins
-	TOYSTORE_BIN=$${TOYSTORE_BIN:-$(RELEASE_DIR)} $(RELEASE_DIR)/chaos --seed $(SEED) --duration $(DURATION) --port-base $(PORT_BASE)
+	TOYSTORE_BIN=$${TOYSTORE_BIN:-$(RELEASE_DIR)} $(RELEASE_DIR)/chaos --seed $(SEED) --duration $(DURATION) --port-base $(PORT_BASE) $(if $(filter 1,$(NETNS)),--netns)
 
 chaos-long: ## The fault run for 10 minutes (SEED=, PORT_BASE=)
 	$(MAKE) chaos DURATION=600

@@ -8,6 +8,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use systest::chaos::longest_stall;
 use systest::cluster::{Procs, Store, StoreOptions};
 use systest::netns::Hosts;
 
@@ -121,25 +122,6 @@ fn buy_until(url: &str, stop: &AtomicBool, started: Instant) -> Vec<(Duration, u
     seen
 }
 
-/// The longest stretch without an element of `ok` (sorted) that begins between `from` and `to`: from
-/// `from` to the first success after it, or between two successes.
-fn longest_stall(ok: &[Duration], from: Duration, to: Duration) -> Duration {
-    let mut last = from;
-    let mut longest = Duration::ZERO;
-    for t in ok.iter().filter(|t| **t > from) {
-        if last >= to {
-            break;
-        }
-        longest = longest.max(*t - last);
-        last = *t;
-    }
-    if last < to {
-        // Nothing succeeded after `last` at all.
-        longest = longest.max(to - last);
-    }
-    longest
-}
-
 fn followers(leader: u32) -> Vec<String> {
     (1..=3)
         .filter(|id| *id != leader)
@@ -205,15 +187,4 @@ fn the_catalog_cut_from_the_leader_is_routed_around() {
         h.cut("catalog", &format!("order{leader}")).unwrap();
     });
     assert_goes_on(name, &seen);
-}
-
-#[test]
-fn the_stall_is_measured_from_the_cut_to_the_next_success() {
-    let ms = Duration::from_millis;
-    let ok = [ms(100), ms(900), ms(1000), ms(2600), ms(2700)];
-    assert_eq!(longest_stall(&ok, ms(500), ms(3000)), ms(1600));
-    // From the cut to the first success after it.
-    assert_eq!(longest_stall(&ok, ms(950), ms(1100)), ms(1600));
-    // Nothing after the cut at all: the whole cut.
-    assert_eq!(longest_stall(&ok[..2], ms(1000), ms(3000)), ms(2000));
 }

@@ -39,6 +39,11 @@ struct Args {
     /// Print every fault and restart as it happens.
     #[arg(long)]
     verbose: bool,
+    /// Run every service on a host of its own (network namespaces on a bridge; needs root) and add
+    /// network faults: links cut, hosts unplugged. Without root it says so and runs the process
+    /// faults only.
+    #[arg(long)]
+    netns: bool,
 }
 
 fn main() {
@@ -54,6 +59,7 @@ fn main() {
     opts.progress = !args.no_progress && !args.verbose;
     opts.verbose = args.verbose;
     opts.keep_on_failure = true;
+    opts.netns = args.netns;
     let stop = opts.stop.clone();
     // Ctrl-C (or SIGTERM) only sets the flag: the run ends, and dropping its cluster kills every
     // process it started.
@@ -61,10 +67,15 @@ fn main() {
         eprintln!("warning: cannot install the Ctrl-C handler: {e}");
     }
     eprintln!(
-        "chaos: seed {}, {} s, {} clients, store on 127.0.0.1:{}..{}",
+        "chaos: seed {}, {} s, {} clients, store on {}ports {}..{}",
         args.seed,
         args.duration,
         opts.clients,
+        if args.netns {
+            "hosts of their own, "
+        } else {
+            "127.0.0.1, "
+        },
         args.port_base,
         args.port_base + 13
     );

@@ -149,6 +149,25 @@ impl Entry {
     }
 }
 
+/// The longest stretch without a success that begins between `from` and `to`: from `from` to the
+/// first success after it, or between two successes. `ok` holds when each success ended, sorted.
+pub fn longest_stall(ok: &[Duration], from: Duration, to: Duration) -> Duration {
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for t in ok.iter().filter(|t| **t > from) {
+        if last >= to {
+            break;
+        }
+        longest = longest.max(*t - last);
+        last = *t;
+    }
+    if last < to {
+        // Nothing succeeded after `last` at all.
+        longest = longest.max(to - last);
+    }
+    longest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +194,16 @@ mod tests {
         assert_eq!(classify(&Reply::Status(200, Value::Null)), Outcome::Unknown);
         assert_eq!(classify(&Reply::NotSent("refused".into())), Outcome::Fail);
         assert_eq!(classify(&Reply::Lost("reset".into())), Outcome::Unknown);
+    }
+
+    #[test]
+    fn the_stall_is_measured_from_the_fault_to_the_next_success() {
+        let ms = Duration::from_millis;
+        let ok = [ms(100), ms(900), ms(1000), ms(2600), ms(2700)];
+        assert_eq!(longest_stall(&ok, ms(500), ms(3000)), ms(1600));
+        // From the fault to the first success after it.
+        assert_eq!(longest_stall(&ok, ms(950), ms(1100)), ms(1600));
+        // Nothing after the fault at all: the whole fault.
+        assert_eq!(longest_stall(&ok[..2], ms(1000), ms(3000)), ms(2000));
     }
 }

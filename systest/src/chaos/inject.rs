@@ -3,6 +3,7 @@
 use super::client::unix_ms;
 use super::plan::{FaultKind, PlannedFault};
 use super::run::Options;
+use crate::netns::{Hosts, SERVICES};
 use crate::{Cluster, REPLICAS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,18 +19,26 @@ pub(super) enum Back {
     Restart { torn: bool },
     /// SIGCONT.
     Resume,
+    /// Every cut link mended, every unplugged host plugged in again.
+    Heal,
 }
 
 /// A fault under way.
 pub(super) struct Active {
+    /// The process it holds (a network fault: what it cut, which no process is named).
     pub(super) process: String,
     pub(super) back_at: Duration,
     pub(super) back: Back,
+    pub(super) kind: FaultKind,
+    /// When it began.
+    pub(super) since: Duration,
 }
 
 /// Carries out the plan on a cluster.
 pub(super) struct Injector<'a> {
     pub(super) cluster: &'a mut Cluster,
+    /// The hosts the services run on, when they run on hosts of their own: network faults need them.
+    pub(super) hosts: Option<&'a mut Hosts>,
     pub(super) restock_secs: f64,
     pub(super) active: Vec<Active>,
     pub(super) faults: BTreeMap<FaultKind, u64>,
@@ -41,15 +50,23 @@ pub(super) struct Injector<'a> {
     pub(super) rng: StdRng,
     /// What was done when, one line each.
     pub(super) events: Vec<String>,
+    /// Every fault that ended: its kind, when it began and when it ended.
+    pub(super) windows: Vec<(FaultKind, Duration, Duration)>,
     pub(super) verbose: bool,
     pub(super) start: Instant,
 }
 
 impl<'a> Injector<'a> {
     /// An injector of `opts`'s faults on `cluster`, its clock started at `start`.
-    pub(super) fn new(cluster: &'a mut Cluster, opts: &Options, start: Instant) -> Injector<'a> {
+    pub(super) fn new(
+        cluster: &'a mut Cluster,
+        hosts: Option<&'a mut Hosts>,
+        opts: &Options,
+        start: Instant,
+    ) -> Injector<'a> {
         Injector {
             cluster,
+            hosts,
             restock_secs: opts.restock_secs,
             active: Vec::new(),
             faults: BTreeMap::new(),
@@ -59,6 +76,7 @@ impl<'a> Injector<'a> {
             violations: Vec::new(),
             rng: StdRng::seed_from_u64(opts.seed ^ 0x0704_11ED),
             events: Vec::new(),
+            windows: Vec::new(),
             verbose: opts.verbose,
             start,
         }
@@ -112,6 +130,9 @@ impl Injector<'_> {
     }
 
     pub(super) fn inject(&mut self, fault: &PlannedFault, now: Duration) -> Option<String> {
+        if fault.kind.is_network() {
+            return self.inject_network(fault, now);
+        }
         let back_at = now + fault.down_for;
         let (process, back, kind) = match fault.kind {
             FaultKind::KillReplica | FaultKind::KillLeader | FaultKind::PauseLeader => {
@@ -173,6 +194,7 @@ impl Injector<'_> {
         match back {
             Back::Resume => self.cluster.pause(&process),
             Back::Restart { .. } => self.cluster.kill(&process),
+            Back::Heal => unreachable!("a process fault"),
         }
         if process == "catalog" {
             self.catalog_killed = Some(unix_ms());
@@ -182,8 +204,69 @@ impl Injector<'_> {
             process: process.clone(),
             back_at,
             back,
+            kind,
+            since: now,
         });
         Some(format!("{} {process}", kind.label()))
+    }
+
+    /// Cuts the links (or unplugs the host) of a network fault, around the leader the front-end
+    /// names; healed when the fault is over.
+    fn inject_network(&mut self, fault: &PlannedFault, now: Duration) -> Option<String> {
+        let (Some(leader), Some(hosts)) = (self.cluster.leader(), self.hosts.as_deref_mut()) else {
+            self.skipped += 1;
+            self.event(format!("skipped {}: no leader", fault.kind.label()));
+            return None;
+        };
+        let l = format!("order{leader}");
+        let followers: Vec<String> = REPLICAS
+            .into_iter()
+            .filter(|id| *id != leader)
+            .map(|id| format!("order{id}"))
+            .collect();
+        let pick = fault.pick as usize;
+        let (what, done) = match fault.kind {
+            FaultKind::CutLeaderFromFollowers => (
+                format!("{l} from {}", followers.join(" and ")),
+                followers.iter().try_for_each(|f| hosts.cut(&l, f)),
+            ),
+            FaultKind::UnplugHost => {
+                let service = SERVICES[pick % SERVICES.len()].0;
+                (service.to_string(), hosts.unplug(service))
+            }
+            FaultKind::CutFrontendFromLeader => {
+                (format!("frontend from {l}"), hosts.cut("frontend", &l))
+            }
+            FaultKind::CutCatalogFromLeader => {
+                (format!("catalog from {l}"), hosts.cut("catalog", &l))
+            }
+            _ => {
+                let f = &followers[pick % followers.len()];
+                (format!("{l} from {f}"), hosts.cut(&l, f))
+            }
+        };
+        if let Err(e) = done {
+            self.violations.push(format!(
+                "{} {what}: cannot cut the network: {e}",
+                fault.kind.label()
+            ));
+            let _ = hosts.heal();
+            return None;
+        }
+        self.event(format!(
+            "{} {what} for {:.1} s",
+            fault.kind.label(),
+            fault.down_for.as_secs_f64()
+        ));
+        self.count(fault.kind);
+        self.active.push(Active {
+            process: format!("network: {what}"),
+            back_at: now + fault.down_for,
+            back: Back::Heal,
+            kind: fault.kind,
+            since: now,
+        });
+        Some(format!("{} {what}", fault.kind.label()))
     }
 
     /// Appends the start of a row, without its newline, to a stopped process's file: what a crash in
@@ -204,12 +287,20 @@ impl Injector<'_> {
     }
 
     fn bring_back(&mut self, a: &Active) {
+        self.windows.push((a.kind, a.since, self.start.elapsed()));
         self.event(match a.back {
+            Back::Heal => format!("heal {}", a.process),
             Back::Resume => format!("resume {}", a.process),
             Back::Restart { torn: true } => format!("restart {} after a torn line", a.process),
             Back::Restart { torn: false } => format!("restart {}", a.process),
         });
         match a.back {
+            Back::Heal => {
+                if let Some(Err(e)) = self.hosts.as_deref_mut().map(Hosts::heal) {
+                    self.violations
+                        .push(format!("cannot heal the network: {e}"));
+                }
+            }
             Back::Resume => self.cluster.resume(&a.process),
             Back::Restart { torn } => {
                 if a.process == "catalog" {
@@ -264,6 +355,8 @@ impl Injector<'_> {
                 process: name,
                 back_at: now,
                 back: Back::Restart { torn: false },
+                kind: FaultKind::KillReplica,
+                since: now,
             };
             self.bring_back(&a);
         }

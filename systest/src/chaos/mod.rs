@@ -6,7 +6,11 @@
 //! replica's order file (or to the killed catalog's journal) before it restarts, SIGSTOP of the
 //! leader for longer than the front-end's failure timeout, SIGKILL and restart of the catalog and of
 //! the front-end. At most two faults are active at a time, two only now and then (so a quorum mostly
-//! exists, and sometimes does not).
+//! exists, and sometimes does not). With [`Options::netns`] every service runs on a host of its own
+//! ([`crate::netns`]) and the network is cut too: the leader from both followers or from one, the
+//! front-end or the catalog from the leader, any host unplugged, each healed after 1 to 4 s, one at a
+//! time. The summary gives, per fault kind, the longest stretch without a successful purchase that
+//! began during a fault of that kind.
 //! At the end it heals everything, waits until the store is quiet, and checks the recorded history
 //! against what the store's files and answers say ([`check`]).
 //!
@@ -95,6 +99,6 @@ mod plan;
 mod run;
 
 pub use check::{check, FinalState, Findings, INITIAL_STOCK, STALE_BOUND_MS};
-pub use history::{classify, Entry, Op, OpKind, Outcome, Reply};
+pub use history::{classify, longest_stall, Entry, Op, OpKind, Outcome, Reply};
 pub use plan::{plan, FaultKind, PlannedFault};
 pub use run::{run, Options, Summary};

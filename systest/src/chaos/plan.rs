@@ -26,6 +26,16 @@ pub enum FaultKind {
     TornOrderLine,
     /// The same at the end of the killed catalog's journal.
     TornJournalLine,
+    /// The leader's links to both followers cut (hosts only).
+    CutLeaderFromFollowers,
+    /// One host taken off the network: its packets vanish (hosts only).
+    UnplugHost,
+    /// The front-end's link to the leader cut (hosts only).
+    CutFrontendFromLeader,
+    /// The catalog's link to the leader cut (hosts only).
+    CutCatalogFromLeader,
+    /// The leader's link to one follower cut (hosts only).
+    CutFollowerFromLeader,
 }
 
 impl FaultKind {
@@ -40,7 +50,24 @@ impl FaultKind {
             FaultKind::KillFrontend => "kill-frontend",
             FaultKind::TornOrderLine => "torn-order-line",
             FaultKind::TornJournalLine => "torn-journal-line",
+            FaultKind::CutLeaderFromFollowers => "cut-leader-from-followers",
+            FaultKind::UnplugHost => "unplug-host",
+            FaultKind::CutFrontendFromLeader => "cut-frontend-from-leader",
+            FaultKind::CutCatalogFromLeader => "cut-catalog-from-leader",
+            FaultKind::CutFollowerFromLeader => "cut-follower-from-leader",
         }
+    }
+
+    /// True for a fault of the network between hosts.
+    pub fn is_network(self) -> bool {
+        matches!(
+            self,
+            FaultKind::CutLeaderFromFollowers
+                | FaultKind::UnplugHost
+                | FaultKind::CutFrontendFromLeader
+                | FaultKind::CutCatalogFromLeader
+                | FaultKind::CutFollowerFromLeader
+        )
     }
 }
 
@@ -71,8 +98,10 @@ impl PlannedFault {
 /// after a quiet warm-up; it is dropped when two are already active, and when one is, it is kept only
 /// three times in ten (and never on the same catalog or front-end). A killed replica stays down 0.2
 /// to 6 s, a killed catalog or front-end 0.2 to 3 s, a paused leader 1 to 3 s (longer than the
-/// front-end's two missed pings of 200 ms).
-pub fn plan(seed: u64, duration: Duration) -> Vec<PlannedFault> {
+/// front-end's two missed pings). With `network` (every service on its own host), four faults in
+/// ten are of the network instead, each healed after 1 to 4 s, never two at once; without it, a
+/// seed plans what it always planned.
+pub fn plan(seed: u64, duration: Duration, network: bool) -> Vec<PlannedFault> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut faults: Vec<PlannedFault> = Vec::new();
     let mut t = WARM_UP;
@@ -81,24 +110,38 @@ pub fn plan(seed: u64, duration: Duration) -> Vec<PlannedFault> {
         if t >= duration {
             return faults;
         }
-        let kind = match rng.random_range(0..100) {
-            0..20 => FaultKind::KillReplica,
-            20..40 => FaultKind::KillLeader,
-            40..60 => FaultKind::PauseLeader,
-            60..80 => FaultKind::KillCatalog,
-            _ => FaultKind::KillFrontend,
+        let roll = rng.random_range(0..100);
+        let kind = if network && rng.random_bool(0.4) {
+            match roll {
+                0..20 => FaultKind::CutLeaderFromFollowers,
+                20..40 => FaultKind::UnplugHost,
+                40..60 => FaultKind::CutFrontendFromLeader,
+                60..80 => FaultKind::CutCatalogFromLeader,
+                _ => FaultKind::CutFollowerFromLeader,
+            }
+        } else {
+            match roll {
+                0..20 => FaultKind::KillReplica,
+                20..40 => FaultKind::KillLeader,
+                40..60 => FaultKind::PauseLeader,
+                60..80 => FaultKind::KillCatalog,
+                _ => FaultKind::KillFrontend,
+            }
         };
         let millis = match kind {
             FaultKind::KillReplica | FaultKind::KillLeader => rng.random_range(200..=6000),
             FaultKind::PauseLeader => rng.random_range(1000..=3000),
+            k if k.is_network() => rng.random_range(1000..=4000),
             _ => rng.random_range(200..=3000),
         };
         let torn = rng.random_bool(0.4);
         let pick = rng.random();
         let overlap = rng.random_bool(0.3);
         let active: Vec<&PlannedFault> = faults.iter().filter(|f| f.ends() > t).collect();
+        // One network fault at a time: healing one heals every link.
         let same_process = active.iter().any(|f| {
-            f.kind == kind && matches!(kind, FaultKind::KillCatalog | FaultKind::KillFrontend)
+            (f.kind == kind && matches!(kind, FaultKind::KillCatalog | FaultKind::KillFrontend))
+                || (f.kind.is_network() && kind.is_network())
         });
         if active.len() >= 2 || (active.len() == 1 && (!overlap || same_process)) {
             continue;
@@ -125,9 +168,9 @@ mod tests {
     #[test]
     fn a_seed_always_plans_the_same_faults_and_never_more_than_two_at_once() {
         let d = Duration::from_secs(600);
-        assert_eq!(plan(7, d), plan(7, d));
-        assert_ne!(plan(7, d), plan(8, d));
-        let faults = plan(7, d);
+        assert_eq!(plan(7, d, false), plan(7, d, false));
+        assert_ne!(plan(7, d, false), plan(8, d, false));
+        let faults = plan(7, d, false);
         assert!(faults.len() > 100, "{}", faults.len());
         for f in &faults {
             assert!(f.at >= WARM_UP && f.at < d);
@@ -141,5 +184,22 @@ mod tests {
         let kinds: HashSet<FaultKind> = faults.iter().map(|f| f.kind).collect();
         assert_eq!(kinds.len(), 5);
         assert!(faults.iter().any(|f| f.torn));
+    }
+
+    #[test]
+    fn on_hosts_the_network_is_cut_too_one_link_fault_at_a_time() {
+        let d = Duration::from_secs(600);
+        let faults = plan(7, d, true);
+        let kinds: HashSet<FaultKind> = faults.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds.len(), 10, "{kinds:?}");
+        for f in faults.iter().filter(|f| f.kind.is_network()) {
+            assert!(!f.torn);
+            assert!(f.down_for >= Duration::from_secs(1) && f.down_for <= Duration::from_secs(4));
+            let others = faults
+                .iter()
+                .filter(|g| g.kind.is_network() && g.at <= f.at && g.ends() > f.at)
+                .count();
+            assert_eq!(others, 1, "{f:?}");
+        }
     }
 }

@@ -3,9 +3,10 @@
 
 use super::check::{check, FinalState, Findings};
 use super::client::{Client, Counters};
-use super::history::{Entry, Op, OpKind, Outcome};
+use super::history::{longest_stall, Entry, Op, OpKind, Outcome};
 use super::inject::Injector;
 use super::plan::{plan, FaultKind};
+use crate::netns::Hosts;
 use crate::{Cluster, REPLICAS};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::protocol::Order;
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 
 /// Violations printed in full; the rest are counted.
 const SHOWN_VIOLATIONS: usize = 40;
+/// The hosts of a run with every service on its own host: their name prefix and network.
+const HOSTS_PREFIX: &str = "tschaos-";
+const HOSTS_NET: &str = "10.79.9";
 
 /// How a fault run is set up.
 #[derive(Debug, Clone)]
@@ -43,6 +47,9 @@ pub struct Options {
     pub keep_on_failure: bool,
     /// Set from outside (Ctrl-C) to end the run early; it then skips the checks.
     pub stop: Arc<AtomicBool>,
+    /// Every service on a host of its own (network namespaces, needs root), and network faults
+    /// added to the plan. Without root the run says so and injects the process faults only.
+    pub netns: bool,
 }
 
 impl Options {
@@ -60,6 +67,7 @@ impl Options {
             verbose: false,
             keep_on_failure: false,
             stop: Arc::new(AtomicBool::new(false)),
+            netns: false,
         }
     }
 }
@@ -77,6 +85,11 @@ pub struct Summary {
     pub faults: BTreeMap<FaultKind, u64>,
     /// Faults of the plan that found no process to hit.
     pub skipped: u64,
+    /// The services ran on hosts of their own, and the network was cut too.
+    pub on_hosts: bool,
+    /// Per fault kind, the longest stretch without a successful purchase that began while a fault
+    /// of that kind was on.
+    pub stalls: BTreeMap<FaultKind, Duration>,
     /// Requests by kind and outcome.
     pub requests: BTreeMap<(OpKind, Outcome), u64>,
     /// Requests that did not get a 200, by kind and status (0: no answer).
@@ -100,9 +113,10 @@ impl Summary {
     /// The command that runs this seed again.
     pub fn replay_command(&self) -> String {
         format!(
-            "make chaos SEED={} DURATION={}",
+            "make chaos SEED={} DURATION={}{}",
             self.seed,
-            self.duration.as_secs()
+            self.duration.as_secs(),
+            if self.on_hosts { " NETNS=1" } else { "" }
         )
     }
 }
@@ -209,6 +223,18 @@ impl fmt::Display for Summary {
         writeln!(f, "faults: {total} ({})", kinds.join(", "))?;
         if self.skipped > 0 {
             writeln!(f, "  planned faults that found no target: {}", self.skipped)?;
+        }
+        if !self.stalls.is_empty() {
+            let stalls: Vec<String> = self
+                .stalls
+                .iter()
+                .map(|(k, d)| format!("{} {:.2} s", k.label(), d.as_secs_f64()))
+                .collect();
+            writeln!(
+                f,
+                "longest stretch without a successful purchase, by fault: {}",
+                stalls.join(", ")
+            )?;
         }
         if self.interrupted {
             return Ok(());
@@ -433,7 +459,7 @@ fn progress_bar(opts: &Options) -> ProgressBar {
 /// Carries out the plan until the run's end (or a stop from outside): faults on time, processes
 /// back on time, a look every 500 ms for one that exited by itself.
 fn inject_faults(opts: &Options, injector: &mut Injector, bar: &ProgressBar, counters: &Counters) {
-    let plan = plan(opts.seed, opts.duration);
+    let plan = plan(opts.seed, opts.duration, injector.hosts.is_some());
     let start = injector.start;
     let mut next = 0;
     let mut last_alive_check = Duration::ZERO;
@@ -489,6 +515,40 @@ fn gather_history(clients: Vec<JoinHandle<Vec<Entry>>>, summary: &mut Summary) -
     history
 }
 
+/// The hosts of a run on hosts; None, said on stderr, when they cannot be made (without root, say).
+fn make_hosts() -> Option<Hosts> {
+    match Hosts::up(HOSTS_PREFIX, HOSTS_NET) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!(
+                "chaos: no hosts of their own ({e}); the run injects the process faults only"
+            );
+            None
+        }
+    }
+}
+
+/// Per fault kind, the longest stretch without a successful purchase that began during a fault of
+/// that kind (`windows`: kind, start, end).
+fn stalls(
+    history: &[Entry],
+    windows: &[(FaultKind, Duration, Duration)],
+) -> BTreeMap<FaultKind, Duration> {
+    let mut ok: Vec<Duration> = history
+        .iter()
+        .filter(|e| e.op.kind() == OpKind::Buy && e.outcome == Outcome::Ok)
+        .map(|e| e.complete)
+        .collect();
+    ok.sort();
+    let mut out = BTreeMap::new();
+    for (kind, from, to) in windows {
+        let stall = longest_stall(&ok, *from, *to);
+        let longest = out.entry(*kind).or_insert(Duration::ZERO);
+        *longest = (*longest).max(stall);
+    }
+    out
+}
+
 /// Copies the files, the logs, the history and the faults of a failed run where they outlive it.
 fn keep_failed(
     cluster: &Cluster,
@@ -507,7 +567,13 @@ fn keep_failed(
 /// Runs the store under the faults of `opts.seed` with clients for `opts.duration`, heals it, and
 /// checks the history. Every process it started is killed when it returns (or panics).
 pub fn run(opts: &Options) -> Summary {
-    let mut cluster = Cluster::new(opts.port_base);
+    // Made before the cluster, so dropped after it: its processes are killed before their hosts go.
+    let mut hosts = opts.netns.then(make_hosts).flatten();
+    let mut options = Cluster::options(opts.port_base);
+    if let Some(h) = &hosts {
+        options.layout = h.layout(opts.port_base);
+    }
+    let mut cluster = Cluster::with_options(options);
     cluster.start_all(opts.restock_secs);
     let start = Instant::now();
     let stop_clients = Arc::new(AtomicBool::new(false));
@@ -515,7 +581,8 @@ pub fn run(opts: &Options) -> Summary {
     let counters = Arc::new(Counters::default());
     let clients = start_clients(opts, &cluster, start, &stop_clients, &counters);
     let bar = progress_bar(opts);
-    let mut injector = Injector::new(&mut cluster, opts, start);
+    let on_hosts = hosts.is_some();
+    let mut injector = Injector::new(&mut cluster, hosts.as_mut(), opts, start);
     inject_faults(opts, &mut injector, &bar, &counters);
     let ran = start.elapsed();
     stop_clients.store(true, Ordering::SeqCst);
@@ -525,6 +592,7 @@ pub fn run(opts: &Options) -> Summary {
         ran,
         faults: std::mem::take(&mut injector.faults),
         skipped: injector.skipped,
+        on_hosts,
         ..Summary::default()
     };
     if opts.stop.load(Ordering::SeqCst) {
@@ -537,6 +605,7 @@ pub fn run(opts: &Options) -> Summary {
     injector.maybe_bring_back(ran, true);
     bar.set_message("healing; waiting for the clients' last answers");
     let history = gather_history(clients, &mut summary);
+    summary.stalls = stalls(&history, &injector.windows);
     let (mut violations, events, outages) = injector.into_record();
     bar.set_message("waiting for the store to become quiet");
     match wait_quiet(&cluster, opts.quiet_timeout, &opts.stop) {
