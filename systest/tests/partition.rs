@@ -1,8 +1,9 @@
 //! Network cuts with each service on its own host (network namespaces on a bridge, see
 //! `systest::netns`): while four buyers buy, one link is cut or one host unplugged for a few seconds,
 //! then healed. Wherever a quorum of replicas and the catalog can still talk, purchases must go on
-//! within 2 s of the cut, none may fail, and after healing the replicas' files are identical and the
-//! stock adds up. These tests need root (CI runs as root); without it they fail and say so.
+//! within 2 s of the cut, none may fail, an order query is answered within the same 2 s, and after
+//! healing the replicas' files are identical and the stock adds up. These tests need root (CI runs
+//! as root); without it they fail and say so.
 
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,10 @@ struct Seen {
     stall_ms: u64,
     purchases: usize,
     failed: Vec<u16>,
+    /// The slowest answer to `GET /orders/<n>` of an order bought before the cut, ms, and the
+    /// statuses of those that were not 200.
+    slowest_query_ms: u64,
+    failed_queries: Vec<u16>,
 }
 
 /// The store on its own hosts; `cut` is given the hosts and the leader's id.
@@ -50,18 +55,24 @@ fn run(name: &str, prefix: &str, net: &str, base: u16, cut: impl FnOnce(&mut Hos
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let leader = store.leader().expect("a leader");
     let url = format!("{}/orders", store.client_url());
+    let first = store.post(&url, &json!({"name": "Tux", "quantity": 1}), false);
+    assert_eq!(first.status, 200, "{name}: {first:?}");
+    let order_url = format!("{url}/{}", first.body["data"]["order_number"]);
     let stop = AtomicBool::new(false);
     let started = Instant::now();
+    let mut queries = Vec::new();
     let outcomes: Vec<(Duration, u16)> = std::thread::scope(|s| {
         let buyers: Vec<_> = (0..BUYERS)
             .map(|_| s.spawn(|| buy_until(&url, &stop, started)))
             .collect();
+        let querier = s.spawn(|| query_until(&order_url, &stop));
         std::thread::sleep(BEFORE);
         cut(&mut hosts, leader);
         std::thread::sleep(CUT);
         hosts.heal().unwrap();
         std::thread::sleep(AFTER);
         stop.store(true, Ordering::SeqCst);
+        queries = querier.join().expect("the querier");
         buyers
             .into_iter()
             .flat_map(|b| b.join().expect("a buyer"))
@@ -87,28 +98,65 @@ fn run(name: &str, prefix: &str, net: &str, base: u16, cut: impl FnOnce(&mut Hos
             .map(|(_, s)| *s)
             .filter(|s| *s != 200)
             .collect(),
+        slowest_query_ms: queries
+            .iter()
+            .map(|(d, _)| d.as_millis() as u64)
+            .max()
+            .unwrap_or(0),
+        failed_queries: queries
+            .iter()
+            .map(|(_, s)| *s)
+            .filter(|s| *s != 200)
+            .collect(),
     };
     println!(
-        "{name}: longest stretch without a successful purchase {} ms; {} purchases, {} failed",
+        "{name}: longest stretch without a successful purchase {} ms; {} purchases, {} failed; \
+         slowest order query {} ms of {}, {} failed",
         seen.stall_ms,
         seen.purchases,
-        seen.failed.len()
+        seen.failed.len(),
+        seen.slowest_query_ms,
+        queries.len(),
+        seen.failed_queries.len()
     );
-    if !seen.failed.is_empty() || seen.stall_ms > MOST_STALL.as_millis() as u64 {
+    let most = MOST_STALL.as_millis() as u64;
+    if !seen.failed.is_empty() || seen.stall_ms > most || seen.slowest_query_ms > most {
         println!("{}", store.logs());
     }
     seen
 }
 
-/// Buys one unit at a time until `stop`; when each purchase ended (since `started`) and its status
-/// (0: no answer).
-fn buy_until(url: &str, stop: &AtomicBool, started: Instant) -> Vec<(Duration, u16)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// Asks `GET /orders/<n>` again and again until `stop`; how long each answer took and its status.
+fn query_until(url: &str, stop: &AtomicBool) -> Vec<(Duration, u16)> {
+    let agent = agent();
+    let mut seen = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let asked = Instant::now();
+        let status = agent
+            .get(url)
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        seen.push((asked.elapsed(), status));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    seen
+}
+
+/// A client on its own keep-alive connection, which waits up to 10 s for an answer.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
         .proxy(None)
         .build()
-        .into();
+        .into()
+}
+
+/// Buys one unit at a time until `stop`; when each purchase ended (since `started`) and its status
+/// (0: no answer).
+fn buy_until(url: &str, stop: &AtomicBool, started: Instant) -> Vec<(Duration, u16)> {
+    let agent = agent();
     let mut seen = Vec::new();
     let body = json!({"name": "Tux", "quantity": 1}).to_string();
     while !stop.load(Ordering::SeqCst) {
@@ -139,6 +187,16 @@ fn assert_goes_on(name: &str, seen: &Seen) {
         seen.stall_ms <= MOST_STALL.as_millis() as u64,
         "{name}: purchases stopped for {} ms",
         seen.stall_ms
+    );
+    assert!(
+        seen.failed_queries.is_empty(),
+        "{name}: order queries failed with {:?}",
+        seen.failed_queries
+    );
+    assert!(
+        seen.slowest_query_ms <= MOST_STALL.as_millis() as u64,
+        "{name}: an order query took {} ms",
+        seen.slowest_query_ms
     );
 }
 
