@@ -7,6 +7,10 @@
 //! would have, while bandwidth is not limited by the delay (chunks in flight overlap, as on a real
 //! link). An end of stream is passed on after the chunks before it, as a half close. Both sockets
 //! have TCP_NODELAY, so the relay adds no Nagle wait of its own.
+//!
+//! The delay can be changed while the relay runs ([`Relay::delay`]): each chunk takes the delay of
+//! the moment it is read, so a link can be slowed and healed under load (a chunk read after the
+//! delay fell still waits for the chunks before it: bytes on a link stay in order).
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::io::{Read, Write};
@@ -22,9 +26,34 @@ const CHUNK: usize = 64 << 10;
 /// Time allowed to connect to the target.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The delay of a relay, shared by its connections and changed from outside.
+#[derive(Debug, Clone, Default)]
+pub struct Delay(Arc<AtomicU64>);
+
+impl Delay {
+    /// A delay of `d`.
+    pub fn new(d: Duration) -> Delay {
+        let delay = Delay::default();
+        delay.set(d);
+        delay
+    }
+
+    /// The delay now.
+    pub fn get(&self) -> Duration {
+        Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Sets the delay of every chunk read from now on.
+    pub fn set(&self, d: Duration) {
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.0.store(micros, Ordering::Relaxed);
+    }
+}
+
 /// A running relay. Dropping it does not stop it; call [`Relay::stop`].
 pub struct Relay {
     addr: SocketAddr,
+    delay: Delay,
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicU64>,
     accept: JoinHandle<()>,
@@ -41,14 +70,16 @@ impl Relay {
             )
         })?;
         let addr = listener.local_addr()?;
+        let delay = Delay::new(delay);
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
-        let (stop2, accepted2) = (stop.clone(), accepted.clone());
+        let (delay2, stop2, accepted2) = (delay.clone(), stop.clone(), accepted.clone());
         let accept = std::thread::Builder::new()
             .name("relay-accept".into())
-            .spawn(move || accept_loop(listener, target, delay, &stop2, &accepted2))?;
+            .spawn(move || accept_loop(listener, target, &delay2, &stop2, &accepted2))?;
         Ok(Relay {
             addr,
+            delay,
             stop,
             accepted,
             accept,
@@ -58,6 +89,11 @@ impl Relay {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its delay, to read or change while it runs.
+    pub fn delay(&self) -> &Delay {
+        &self.delay
     }
 
     /// Connections accepted so far.
@@ -82,7 +118,7 @@ impl Relay {
 fn accept_loop(
     listener: TcpListener,
     target: SocketAddr,
-    delay: Duration,
+    delay: &Delay,
     stop: &AtomicBool,
     accepted: &AtomicU64,
 ) {
@@ -100,6 +136,7 @@ fn accept_loop(
             }
         };
         accepted.fetch_add(1, Ordering::SeqCst);
+        let delay = delay.clone();
         let spawned = std::thread::Builder::new()
             .name("relay-conn".into())
             .spawn(move || {
@@ -114,7 +151,7 @@ fn accept_loop(
 }
 
 /// Connects to the target and starts both directions.
-fn relay_connection(client: TcpStream, target: SocketAddr, delay: Duration) -> std::io::Result<()> {
+fn relay_connection(client: TcpStream, target: SocketAddr, delay: Delay) -> std::io::Result<()> {
     let server = match TcpStream::connect_timeout(&target, CONNECT_TIMEOUT) {
         Ok(s) => s,
         Err(e) => {
@@ -124,40 +161,41 @@ fn relay_connection(client: TcpStream, target: SocketAddr, delay: Duration) -> s
     };
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    pipe(client.try_clone()?, server.try_clone()?, delay, "up")?;
+    pipe(
+        client.try_clone()?,
+        server.try_clone()?,
+        delay.clone(),
+        "up",
+    )?;
     pipe(server, client, delay, "down")?;
     Ok(())
 }
 
 /// One direction: a reader from `from` and a writer to `to`, joined by a queue of timed chunks
 /// (`None` marks the end of the stream).
-fn pipe(from: TcpStream, to: TcpStream, delay: Duration, name: &str) -> std::io::Result<()> {
+fn pipe(from: TcpStream, to: TcpStream, delay: Delay, name: &str) -> std::io::Result<()> {
     let (chunk_tx, chunk_rx) = unbounded::<(Instant, Option<Vec<u8>>)>();
     let reader_side = from.try_clone()?;
     std::thread::Builder::new()
         .name(format!("relay-{name}-read"))
-        .spawn(move || read_chunks(from, delay, &chunk_tx))?;
+        .spawn(move || read_chunks(from, &delay, &chunk_tx))?;
     std::thread::Builder::new()
         .name(format!("relay-{name}-write"))
         .spawn(move || write_chunks(to, reader_side, &chunk_rx))?;
     Ok(())
 }
 
-fn read_chunks(
-    mut from: TcpStream,
-    delay: Duration,
-    chunk_tx: &Sender<(Instant, Option<Vec<u8>>)>,
-) {
+fn read_chunks(mut from: TcpStream, delay: &Delay, chunk_tx: &Sender<(Instant, Option<Vec<u8>>)>) {
     let mut buf = vec![0u8; CHUNK];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => {
-                let _ = chunk_tx.send((Instant::now() + delay, None));
+                let _ = chunk_tx.send((Instant::now() + delay.get(), None));
                 return;
             }
             Ok(n) => {
                 if chunk_tx
-                    .send((Instant::now() + delay, Some(buf[..n].to_vec())))
+                    .send((Instant::now() + delay.get(), Some(buf[..n].to_vec())))
                     .is_err()
                 {
                     return;
@@ -281,6 +319,29 @@ mod tests {
         assert!(took >= Duration::from_millis(200), "{took:?}");
         assert!(took < Duration::from_millis(1500), "{took:?}");
         drop(sender.join().unwrap());
+        relay.stop();
+    }
+
+    #[test]
+    fn the_delay_changes_while_a_connection_is_open() {
+        let relay = relay_to(echo_server(), 0);
+        let (mut reader, mut writer) = connect(&relay);
+        let round_trip = |reader: &mut std::io::BufReader<TcpStream>, writer: &mut TcpStream| {
+            let started = Instant::now();
+            writer.write_all(b"ping\n").unwrap();
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert_eq!(line, "ping\n");
+            started.elapsed()
+        };
+        assert!(round_trip(&mut reader, &mut writer) < Duration::from_millis(100));
+        relay.delay().set(Duration::from_millis(150));
+        assert_eq!(relay.delay().get(), Duration::from_millis(150));
+        let slow = round_trip(&mut reader, &mut writer);
+        assert!(slow >= Duration::from_millis(300), "{slow:?}");
+        relay.delay().set(Duration::ZERO);
+        let healed = round_trip(&mut reader, &mut writer);
+        assert!(healed < Duration::from_millis(300), "{healed:?}");
         relay.stop();
     }
 

@@ -166,6 +166,7 @@ impl Hosts {
             orders: [host("order1"), host("order2"), host("order3")],
             relay: Host::local(),
             ports: Ports::from_base(base),
+            relayed: false,
         }
     }
 

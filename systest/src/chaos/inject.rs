@@ -21,6 +21,8 @@ pub(super) enum Back {
     Resume,
     /// Every cut link mended, every unplugged host plugged in again.
     Heal,
+    /// The links of a slowed host back to no delay.
+    Unslow { service: &'static str },
 }
 
 /// A fault under way.
@@ -194,7 +196,7 @@ impl Injector<'_> {
         match back {
             Back::Resume => self.cluster.pause(&process),
             Back::Restart { .. } => self.cluster.kill(&process),
-            Back::Heal => unreachable!("a process fault"),
+            Back::Heal | Back::Unslow { .. } => unreachable!("a process fault"),
         }
         if process == "catalog" {
             self.catalog_killed = Some(unix_ms());
@@ -225,6 +227,9 @@ impl Injector<'_> {
             .map(|id| format!("order{id}"))
             .collect();
         let pick = fault.pick as usize;
+        if fault.kind == FaultKind::SlowHost {
+            return self.slow_host(fault, now);
+        }
         let (what, done) = match fault.kind {
             FaultKind::CutLeaderFromFollowers => (
                 format!("{l} from {}", followers.join(" and ")),
@@ -269,6 +274,41 @@ impl Injector<'_> {
         Some(format!("{} {what}", fault.kind.label()))
     }
 
+    /// Slows every link from and to one host (any service) through the links' relays.
+    fn slow_host(&mut self, fault: &PlannedFault, now: Duration) -> Option<String> {
+        let service = SERVICES[fault.pick as usize % SERVICES.len()].0;
+        let delay = fault.slow_link_delay();
+        let what = format!("{service} by {} ms each way", delay.as_millis());
+        match self.cluster.set_link_delay(service, delay) {
+            Ok(links) if !links.is_empty() => {}
+            Ok(_) => {
+                self.skipped += 1;
+                self.event(format!(
+                    "skipped slow-host {what}: the links are not relayed"
+                ));
+                return None;
+            }
+            Err(e) => {
+                self.violations
+                    .push(format!("slow-host {what}: cannot slow the links: {e}"));
+                return None;
+            }
+        }
+        self.event(format!(
+            "slow-host {what} for {:.1} s",
+            fault.down_for.as_secs_f64()
+        ));
+        self.count(fault.kind);
+        self.active.push(Active {
+            process: format!("network: {service} slowed"),
+            back_at: now + fault.down_for,
+            back: Back::Unslow { service },
+            kind: fault.kind,
+            since: now,
+        });
+        Some(format!("slow-host {what}"))
+    }
+
     /// Appends the start of a row, without its newline, to a stopped process's file: what a crash in
     /// the middle of a write leaves.
     fn tear(&mut self, file: &str, kind: FaultKind) {
@@ -289,7 +329,7 @@ impl Injector<'_> {
     fn bring_back(&mut self, a: &Active) {
         self.windows.push((a.kind, a.since, self.start.elapsed()));
         self.event(match a.back {
-            Back::Heal => format!("heal {}", a.process),
+            Back::Heal | Back::Unslow { .. } => format!("heal {}", a.process),
             Back::Resume => format!("resume {}", a.process),
             Back::Restart { torn: true } => format!("restart {} after a torn line", a.process),
             Back::Restart { torn: false } => format!("restart {}", a.process),
@@ -299,6 +339,12 @@ impl Injector<'_> {
                 if let Some(Err(e)) = self.hosts.as_deref_mut().map(Hosts::heal) {
                     self.violations
                         .push(format!("cannot heal the network: {e}"));
+                }
+            }
+            Back::Unslow { service } => {
+                if let Err(e) = self.cluster.set_link_delay(service, Duration::ZERO) {
+                    self.violations
+                        .push(format!("cannot heal the slow links of {service}: {e}"));
                 }
             }
             Back::Resume => self.cluster.resume(&a.process),

@@ -101,4 +101,4 @@ mod run;
 pub use check::{check, FinalState, Findings, INITIAL_STOCK, STALE_BOUND_MS};
 pub use history::{classify, longest_stall, Entry, Op, OpKind, Outcome, Reply};
 pub use plan::{plan, FaultKind, PlannedFault};
-pub use run::{run, Options, Summary};
+pub use run::{run, Options, Stall, Summary};

@@ -36,6 +36,8 @@ pub enum FaultKind {
     CutCatalogFromLeader,
     /// The leader's link to one follower cut (hosts only).
     CutFollowerFromLeader,
+    /// Every link from and to one host slowed by 25 to 200 ms each way (hosts only).
+    SlowHost,
 }
 
 impl FaultKind {
@@ -55,6 +57,7 @@ impl FaultKind {
             FaultKind::CutFrontendFromLeader => "cut-frontend-from-leader",
             FaultKind::CutCatalogFromLeader => "cut-catalog-from-leader",
             FaultKind::CutFollowerFromLeader => "cut-follower-from-leader",
+            FaultKind::SlowHost => "slow-host",
         }
     }
 
@@ -67,6 +70,7 @@ impl FaultKind {
                 | FaultKind::CutFrontendFromLeader
                 | FaultKind::CutCatalogFromLeader
                 | FaultKind::CutFollowerFromLeader
+                | FaultKind::SlowHost
         )
     }
 }
@@ -83,11 +87,21 @@ pub struct PlannedFault {
     /// For a replica or catalog kill: append a torn line to its order file or journal before the
     /// restart.
     pub torn: bool,
-    /// A random number that picks a replica when the target is not the leader.
+    /// A random number that picks a replica when the target is not the leader (a host to unplug or
+    /// slow, a follower to cut).
     pub pick: u32,
 }
 
+/// The shortest and longest delay, each way, of a slowed host's links.
+pub const SLOW_LINK_MS: std::ops::RangeInclusive<u64> = 25..=200;
+
 impl PlannedFault {
+    /// The delay each way of a [`FaultKind::SlowHost`], from its pick.
+    pub fn slow_link_delay(&self) -> Duration {
+        let span = SLOW_LINK_MS.end() - SLOW_LINK_MS.start() + 1;
+        Duration::from_millis(SLOW_LINK_MS.start() + u64::from(self.pick / 8) % span)
+    }
+
     /// When the process comes back.
     pub fn ends(&self) -> Duration {
         self.at + self.down_for
@@ -99,8 +113,8 @@ impl PlannedFault {
 /// three times in ten (and never on the same catalog or front-end). A killed replica stays down 0.2
 /// to 6 s, a killed catalog or front-end 0.2 to 3 s, a paused leader 1 to 3 s (longer than the
 /// front-end's two missed pings). With `network` (every service on its own host), four faults in
-/// ten are of the network instead, each healed after 1 to 4 s, never two at once; without it, a
-/// seed plans what it always planned.
+/// ten are of the network instead (a cut, an unplugged host, a slowed host), each healed after 1 to
+/// 4 s, never two at once; without it, a seed plans what it always planned.
 pub fn plan(seed: u64, duration: Duration, network: bool) -> Vec<PlannedFault> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut faults: Vec<PlannedFault> = Vec::new();
@@ -113,11 +127,12 @@ pub fn plan(seed: u64, duration: Duration, network: bool) -> Vec<PlannedFault> {
         let roll = rng.random_range(0..100);
         let kind = if network && rng.random_bool(0.4) {
             match roll {
-                0..20 => FaultKind::CutLeaderFromFollowers,
-                20..40 => FaultKind::UnplugHost,
-                40..60 => FaultKind::CutFrontendFromLeader,
-                60..80 => FaultKind::CutCatalogFromLeader,
-                _ => FaultKind::CutFollowerFromLeader,
+                0..17 => FaultKind::CutLeaderFromFollowers,
+                17..34 => FaultKind::UnplugHost,
+                34..50 => FaultKind::CutFrontendFromLeader,
+                50..67 => FaultKind::CutCatalogFromLeader,
+                67..84 => FaultKind::CutFollowerFromLeader,
+                _ => FaultKind::SlowHost,
             }
         } else {
             match roll {
@@ -191,7 +206,16 @@ mod tests {
         let d = Duration::from_secs(600);
         let faults = plan(7, d, true);
         let kinds: HashSet<FaultKind> = faults.iter().map(|f| f.kind).collect();
-        assert_eq!(kinds.len(), 10, "{kinds:?}");
+        assert_eq!(kinds.len(), 11, "{kinds:?}");
+        let delays: HashSet<Duration> = faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::SlowHost)
+            .map(PlannedFault::slow_link_delay)
+            .collect();
+        assert!(delays.len() > 3, "{delays:?}");
+        for d in delays {
+            assert!(SLOW_LINK_MS.contains(&(d.as_millis() as u64)), "{d:?}");
+        }
         for f in faults.iter().filter(|f| f.kind.is_network()) {
             assert!(!f.torn);
             assert!(f.down_for >= Duration::from_secs(1) && f.down_for <= Duration::from_secs(4));

@@ -89,7 +89,7 @@ pub struct Summary {
     pub on_hosts: bool,
     /// Per fault kind, the longest stretch without a successful purchase that began while a fault
     /// of that kind was on.
-    pub stalls: BTreeMap<FaultKind, Duration>,
+    pub stalls: BTreeMap<FaultKind, Stall>,
     /// Requests by kind and outcome.
     pub requests: BTreeMap<(OpKind, Outcome), u64>,
     /// Requests that did not get a 200, by kind and status (0: no answer).
@@ -228,12 +228,25 @@ impl fmt::Display for Summary {
             let stalls: Vec<String> = self
                 .stalls
                 .iter()
-                .map(|(k, d)| format!("{} {:.2} s", k.label(), d.as_secs_f64()))
+                .map(|(k, s)| {
+                    let alone = s
+                        .alone
+                        .map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
+                    format!(
+                        "  {:<26} {:>7.2} s {alone:>9}",
+                        k.label(),
+                        s.any.as_secs_f64()
+                    )
+                })
                 .collect();
             writeln!(
                 f,
-                "longest stretch without a successful purchase, by fault: {}",
-                stalls.join(", ")
+                "longest stretch without a successful purchase, by fault (alone: no other fault at \
+                 the same time):\n  {:<26} {:>9} {:>9}\n{}",
+                "fault",
+                "any",
+                "alone",
+                stalls.join("\n")
             )?;
         }
         if self.interrupted {
@@ -528,23 +541,40 @@ fn make_hosts() -> Option<Hosts> {
     }
 }
 
+/// The longest stretch without a successful purchase during the faults of one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stall {
+    /// Over every fault of the kind.
+    pub any: Duration,
+    /// Over those that no other fault overlapped (`None`: every one was overlapped): what the
+    /// fault alone costs, as the partition tests measure it.
+    pub alone: Option<Duration>,
+}
+
 /// Per fault kind, the longest stretch without a successful purchase that began during a fault of
-/// that kind (`windows`: kind, start, end).
+/// that kind (`windows`: kind, start, end), over all of them and over those alone.
 fn stalls(
     history: &[Entry],
     windows: &[(FaultKind, Duration, Duration)],
-) -> BTreeMap<FaultKind, Duration> {
+) -> BTreeMap<FaultKind, Stall> {
     let mut ok: Vec<Duration> = history
         .iter()
         .filter(|e| e.op.kind() == OpKind::Buy && e.outcome == Outcome::Ok)
         .map(|e| e.complete)
         .collect();
     ok.sort();
-    let mut out = BTreeMap::new();
-    for (kind, from, to) in windows {
+    let mut out: BTreeMap<FaultKind, Stall> = BTreeMap::new();
+    for (i, (kind, from, to)) in windows.iter().enumerate() {
         let stall = longest_stall(&ok, *from, *to);
-        let longest = out.entry(*kind).or_insert(Duration::ZERO);
-        *longest = (*longest).max(stall);
+        let alone = windows
+            .iter()
+            .enumerate()
+            .all(|(j, (_, f, t))| j == i || t <= from || f >= to);
+        let longest = out.entry(*kind).or_default();
+        longest.any = longest.any.max(stall);
+        if alone {
+            longest.alone = Some(longest.alone.unwrap_or_default().max(stall));
+        }
     }
     out
 }
@@ -572,6 +602,9 @@ pub fn run(opts: &Options) -> Summary {
     let mut options = Cluster::options(opts.port_base);
     if let Some(h) = &hosts {
         options.layout = h.layout(opts.port_base);
+        // Every call between services goes through a relay on the caller's host, so that links
+        // can be slowed (a slow-host fault).
+        options.layout.relayed = true;
     }
     let mut cluster = Cluster::with_options(options);
     cluster.start_all(opts.restock_secs);
@@ -628,4 +661,55 @@ pub fn run(opts: &Options) -> Summary {
         }
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn bought_at(ms: u64) -> Entry {
+        Entry {
+            client: 0,
+            op: Op::Buy {
+                request_id: format!("r{ms}"),
+                name: "Tux".into(),
+                quantity: 1,
+            },
+            invoke: Duration::from_millis(ms),
+            invoke_unix_ms: ms,
+            complete: Duration::from_millis(ms),
+            outcome: Outcome::Ok,
+            status: 200,
+            data: Value::Null,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_stall_counts_as_alone_only_when_no_other_fault_overlaps_it() {
+        let ms = Duration::from_millis;
+        // Purchases every 100 ms except 1.0-2.5 s and 5.0-5.4 s.
+        let history: Vec<Entry> = (0..80)
+            .map(|i| i * 100)
+            .filter(|t| !(1000 < *t && *t < 2500) && !(5000 < *t && *t < 5400))
+            .map(bought_at)
+            .collect();
+        let windows = [
+            // A cut overlapped by a kill: the 1.5 s stall counts only as "any".
+            (FaultKind::CutFollowerFromLeader, ms(900), ms(2000)),
+            (FaultKind::KillFrontend, ms(1500), ms(2600)),
+            // The same kind alone, later: its 0.4 s is what it costs alone.
+            (FaultKind::CutFollowerFromLeader, ms(4900), ms(6000)),
+            // Overlapped by the kill above.
+            (FaultKind::SlowHost, ms(2400), ms(3000)),
+        ];
+        let s = stalls(&history, &windows);
+        let cut = s[&FaultKind::CutFollowerFromLeader];
+        assert_eq!(cut.any, ms(1500));
+        assert_eq!(cut.alone, Some(ms(400)));
+        assert_eq!(s[&FaultKind::KillFrontend].alone, None);
+        assert_eq!(s[&FaultKind::SlowHost].alone, None);
+        assert_eq!(s[&FaultKind::SlowHost].any, ms(100));
+    }
 }

@@ -98,6 +98,32 @@ pub struct Layout {
     pub relay: Host,
     /// Ports, the same on every host.
     pub ports: Ports,
+    /// Each service calls the others through a relay on its own host ([`Layout::links`]), so that a
+    /// link can be slowed while the store runs. Only for services on hosts of their own.
+    pub relayed: bool,
+}
+
+/// One service's calls to another, through a relay on the caller's host when the layout is
+/// [`Layout::relayed`]: the relay listens on the caller's loopback at the callee's port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The caller, as the hosts name services (`frontend`, `catalog`, `order1`, ...).
+    pub from: String,
+    /// The callee.
+    pub to: String,
+    /// The caller's host, where the relay runs.
+    pub host: Host,
+    /// The relay's address on that host.
+    pub listen: String,
+    /// The callee's address.
+    pub target: String,
+}
+
+impl Link {
+    /// Its name, `FROM-TO`.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.from, self.to)
+    }
 }
 
 impl Layout {
@@ -109,6 +135,7 @@ impl Layout {
             orders: [Host::local(), Host::local(), Host::local()],
             relay: Host::local(),
             ports: Ports::from_base(base),
+            relayed: false,
         }
     }
 
@@ -189,11 +216,82 @@ impl Layout {
 
     /// The `--replicas` list.
     pub fn replica_list(&self) -> String {
+        Self::list(|id| self.order_url(id))
+    }
+
+    fn list(url: impl Fn(ReplicaId) -> String) -> String {
         REPLICAS
             .iter()
-            .map(|id| format!("{id}={}", self.order_url(*id)))
+            .map(|id| format!("{id}={}", url(*id)))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The URL the services call `host:port` on: through the relay on their own loopback when the
+    /// layout is relayed, directly otherwise.
+    fn peer_url(&self, host: &Host, port: u16) -> String {
+        if self.relayed {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            format!("http://{}:{port}", host.ip)
+        }
+    }
+
+    /// The catalog's URL as the services are given it.
+    pub fn peer_catalog_url(&self) -> String {
+        self.peer_url(&self.catalog, self.ports.catalog)
+    }
+
+    /// The front-end's internal URL as the catalog is given it.
+    pub fn peer_frontend_internal_url(&self) -> String {
+        self.peer_url(&self.frontend, self.ports.frontend_internal)
+    }
+
+    /// The `--replicas` list as the services are given it.
+    pub fn peer_replica_list(&self) -> String {
+        Self::list(|id| {
+            let i = id as usize - 1;
+            self.peer_url(&self.orders[i], self.ports.orders[i])
+        })
+    }
+
+    /// Every link between services, with its relay's address; none unless the layout is
+    /// [`Layout::relayed`]. The front-end calls the catalog and every replica, each replica the other
+    /// replicas and the catalog, the catalog the front-end's internal address.
+    pub fn links(&self) -> Vec<Link> {
+        if !self.relayed {
+            return Vec::new();
+        }
+        let p = &self.ports;
+        let order = |i: usize| (format!("order{}", i + 1), &self.orders[i], p.orders[i]);
+        let mut callees = vec![(
+            "frontend".to_string(),
+            vec![("catalog".to_string(), &self.catalog, p.catalog)],
+            &self.frontend,
+        )];
+        callees[0].1.extend((0..REPLICAS.len()).map(order));
+        for i in 0..REPLICAS.len() {
+            let mut to: Vec<_> = (0..REPLICAS.len()).filter(|j| *j != i).map(order).collect();
+            to.push(("catalog".to_string(), &self.catalog, p.catalog));
+            callees.push((format!("order{}", i + 1), to, &self.orders[i]));
+        }
+        callees.push((
+            "catalog".to_string(),
+            vec![("frontend".to_string(), &self.frontend, p.frontend_internal)],
+            &self.catalog,
+        ));
+        callees
+            .into_iter()
+            .flat_map(|(from, to, host)| {
+                to.into_iter().map(move |(to, callee, port)| Link {
+                    from: from.clone(),
+                    to,
+                    host: host.clone(),
+                    listen: format!("127.0.0.1:{port}"),
+                    target: format!("{}:{port}", callee.ip),
+                })
+            })
+            .collect()
     }
 }
 
@@ -212,6 +310,56 @@ mod tests {
             "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093"
         );
         assert!(l.is_local());
+        assert_eq!(l.peer_replica_list(), l.replica_list());
+        assert_eq!(l.peer_catalog_url(), l.catalog_url());
+        assert!(l.links().is_empty());
+    }
+
+    #[test]
+    fn a_relayed_layout_sends_every_call_through_the_callers_host() {
+        let mut l = Layout::with_hosts(
+            8080,
+            "frontend=h-fe@10.7.0.2,catalog=h-cat@10.7.0.3,order1=h-o1@10.7.0.4,\
+             order2=h-o2@10.7.0.5,order3=h-o3@10.7.0.6",
+        )
+        .unwrap();
+        l.relayed = true;
+        assert_eq!(l.peer_catalog_url(), "http://127.0.0.1:8081");
+        assert_eq!(l.peer_frontend_internal_url(), "http://127.0.0.1:8082");
+        assert_eq!(
+            l.peer_replica_list(),
+            "1=http://127.0.0.1:8091,2=http://127.0.0.1:8092,3=http://127.0.0.1:8093"
+        );
+        // The harness still calls the hosts themselves.
+        assert_eq!(l.catalog_url(), "http://10.7.0.3:8081");
+        let links = l.links();
+        let names: Vec<String> = links.iter().map(Link::name).collect();
+        assert_eq!(
+            names,
+            [
+                "frontend-catalog",
+                "frontend-order1",
+                "frontend-order2",
+                "frontend-order3",
+                "order1-order2",
+                "order1-order3",
+                "order1-catalog",
+                "order2-order1",
+                "order2-order3",
+                "order2-catalog",
+                "order3-order1",
+                "order3-order2",
+                "order3-catalog",
+                "catalog-frontend",
+            ]
+        );
+        let o2_o3 = &links[8];
+        assert_eq!(o2_o3.host.netns.as_deref(), Some("h-o2"));
+        assert_eq!(o2_o3.listen, "127.0.0.1:8093");
+        assert_eq!(o2_o3.target, "10.7.0.6:8093");
+        let to_frontend = &links[13];
+        assert_eq!(to_frontend.host.netns.as_deref(), Some("h-cat"));
+        assert_eq!(to_frontend.target, "10.7.0.2:8082");
     }
 
     #[test]

@@ -29,7 +29,7 @@
 //! | 22000, 22020, … 22100 | `systest/tests/bad_input.rs`, one per test |
 //! | 22200, 22220, … 22260 | `systest/tests/flood.rs`, one per test |
 //! | 23000 | `experiment/tests/experiment.rs` (its runs one after the other) |
-//! | 23900 | the benchmark (`BENCH_BASE_PORT`); its floor takes `base+20`, its lone catalog `base+30..=base+43` |
+//! | 23900 | the benchmark (`BENCH_BASE_PORT`); its floor takes `base+20`, its lone catalog `base+30..=base+43`, etcd's three members `base+50..=base+55` |
 //! | 24000 | `systest/tests/chaos.rs` |
 //! | 24100 | `make chaos` (`PORT_BASE`) |
 //! | 24200, 24220, … 24280 | `systest/tests/partition.rs`, one per cut (each on hosts of its own) |
@@ -50,7 +50,7 @@ mod procs;
 mod store;
 mod testing;
 
-pub use layout::{Host, Layout, Ports, CONTRACT_BASE_PORT, PORT_SPAN};
+pub use layout::{Host, Layout, Link, Ports, CONTRACT_BASE_PORT, PORT_SPAN};
 pub use procs::{Launch, Procs};
 pub use store::{retry, Answer, Consistency, Store, StoreOptions, NEW_STOCK};
 pub use testing::Cluster;

@@ -1,7 +1,7 @@
 //! The store as child processes: the catalog, three order replicas, the front-end and, with a
 //! delay, the relay in front of it. Every call returns a `Result` whose error says what went wrong.
 
-use super::layout::{Host, Layout};
+use super::layout::{Host, Layout, Link};
 use super::procs::{Launch, Procs};
 use crate::REPLICAS;
 use serde::de::DeserializeOwned;
@@ -283,7 +283,7 @@ impl Store {
             if self.options.catalog_alone {
                 String::new()
             } else {
-                l.frontend_internal_url()
+                l.peer_frontend_internal_url()
             },
             "--restock-interval".into(),
             self.options.restock_interval.to_string(),
@@ -303,9 +303,9 @@ impl Store {
             "--data".into(),
             self.data().display().to_string(),
             "--catalog".into(),
-            l.catalog_url(),
+            l.peer_catalog_url(),
             "--replicas".into(),
-            l.replica_list(),
+            l.peer_replica_list(),
         ];
         self.spawn(&format!("order-{id}"), "order", &l.orders[i], args)
     }
@@ -320,9 +320,9 @@ impl Store {
             "--internal-listen".into(),
             format!("{}:{}", l.frontend.ip, l.ports.frontend_internal),
             "--catalog".into(),
-            l.catalog_url(),
+            l.peer_catalog_url(),
             "--replicas".into(),
-            l.replica_list(),
+            l.peer_replica_list(),
         ];
         if !cache {
             args.push("--no-cache".into());
@@ -349,8 +349,53 @@ impl Store {
         self.spawn("relay", "relay", &l.relay, args)
     }
 
-    /// Starts every process (the relay only with a delay), without waiting for them.
+    /// Where the delay of `link`'s relay is written.
+    fn link_delay_file(&self, link: &Link) -> PathBuf {
+        self.dir.path().join(format!("link-{}.delay", link.name()))
+    }
+
+    /// Starts the relay of every link of a relayed layout ([`Layout::links`]), each as process
+    /// `link-FROM-TO` on the caller's host, with no delay.
+    pub fn start_links(&self) -> Result<(), String> {
+        for link in self.options.layout.links() {
+            let file = self.link_delay_file(&link);
+            std::fs::write(&file, "0\n").map_err(|e| format!("{}: {e}", file.display()))?;
+            let args = vec![
+                "--listen".into(),
+                link.listen.clone(),
+                "--to".into(),
+                link.target.clone(),
+                "--delay-file".into(),
+                file.display().to_string(),
+            ];
+            self.spawn(&format!("link-{}", link.name()), "relay", &link.host, args)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the delay, each way, of every link from or to `service` (as the hosts name it:
+    /// `frontend`, `catalog`, `order1`, ...); `Duration::ZERO` heals them. The relays take it within
+    /// 50 ms. Returns the links changed.
+    pub fn set_link_delay(&self, service: &str, delay: Duration) -> Result<Vec<String>, String> {
+        let mut changed = Vec::new();
+        for link in self.options.layout.links() {
+            if link.from == service || link.to == service {
+                let file = self.link_delay_file(&link);
+                // Written whole, then renamed: a relay never reads half a number.
+                let tmp = file.with_extension("tmp");
+                std::fs::write(&tmp, format!("{}\n", delay.as_millis()))
+                    .and_then(|()| std::fs::rename(&tmp, &file))
+                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                changed.push(link.name());
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Starts every process (the relay only with a delay, the links' relays only when the layout is
+    /// relayed), without waiting for them.
     pub fn start_processes(&mut self, cache: bool) -> Result<(), String> {
+        self.start_links()?;
         self.start_catalog()?;
         for id in REPLICAS {
             self.start_order(id)?;

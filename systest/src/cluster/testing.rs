@@ -62,6 +62,12 @@ impl Cluster {
         self.store.secret()
     }
 
+    /// Sets the delay each way of every link from or to `service` (a relayed layout only); returns
+    /// the links changed.
+    pub fn set_link_delay(&self, service: &str, delay: Duration) -> Result<Vec<String>, String> {
+        self.store.set_link_delay(service, delay)
+    }
+
     /// Public URL of the front-end.
     pub fn frontend_url(&self) -> String {
         self.store.layout().frontend_url()
