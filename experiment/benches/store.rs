@@ -43,6 +43,7 @@ fn main() {
         duration: Duration::from_secs_f64(env_or("BENCH_SECS", 3.0)),
         warmup: 200,
         clients: vec![1, 5],
+        load_clients: 32,
     };
     println!(
         "benchmark: {:.0} s per line, binaries from {}; load average before: {}",

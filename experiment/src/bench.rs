@@ -14,6 +14,11 @@
 //! call to it (`catalog_query`), an `fdatasync` of a small append on the same disk (`fdatasync`), and
 //! a take of stock (`catalog_take`: a call and a journal write with fdatasync).
 //!
+//! Purchases are also measured with 32 clients ([`BenchConfig::load_clients`]): latency and
+//! throughput under load. When `etcd` is on the PATH, a three-member etcd on loopback
+//! ([`crate::etcd`]) is measured in the same run with the same client (`etcd_put`, at the purchases'
+//! concurrencies), so a purchase can be set against a general-purpose Raft store's write.
+//!
 //! The clients' agent resolves IP-literal hosts without a thread ([`crate::resolver`]); the floor is
 //! also measured with ureq's default resolver (`floor_thread_resolver`), which starts a thread per
 //! request when a timeout is set, to show what that costs.
@@ -49,6 +54,9 @@ pub struct BenchConfig {
     pub warmup: u64,
     /// Concurrency levels.
     pub clients: Vec<u32>,
+    /// The concurrency of the purchases (and of etcd's puts) under load, measured besides
+    /// [`BenchConfig::clients`].
+    pub load_clients: u32,
 }
 
 /// Sends requests with `clients` threads sharing `agent` for `duration` after `warmup` requests
@@ -210,6 +218,8 @@ struct Target<'a> {
     max_warmup: u64,
     /// Measured with ureq's default resolver, which starts a thread per request.
     thread_resolver: bool,
+    /// Also measured at [`BenchConfig::load_clients`].
+    under_load: bool,
     /// The request.
     call: Call<'a>,
 }
@@ -223,12 +233,20 @@ impl<'a> Target<'a> {
             name,
             max_warmup: u64::MAX,
             thread_resolver: false,
+            under_load: false,
             call: Box::new(call),
         }
     }
 
     fn max_warmup(self, max_warmup: u64) -> Self {
         Target { max_warmup, ..self }
+    }
+
+    fn under_load(self) -> Self {
+        Target {
+            under_load: true,
+            ..self
+        }
     }
 }
 
@@ -249,7 +267,11 @@ impl Bench<'_> {
     /// Each target at each concurrency, in the table's order.
     fn measure_all(&mut self, targets: &[Target]) {
         for t in targets {
-            for &c in &self.cfg.clients {
+            let mut levels = self.cfg.clients.clone();
+            if t.under_load && !levels.contains(&self.cfg.load_clients) {
+                levels.push(self.cfg.load_clients);
+            }
+            for c in levels {
                 let agent = if t.thread_resolver {
                     crate::resolver::thread_resolver_agent(c as usize)
                 } else {
@@ -328,7 +350,8 @@ fn store_targets<'a>(
             let ok = post(a, &format!("{url}/orders"), body.as_bytes(), None);
             bought.fetch_add(u64::from(ok), Ordering::Relaxed);
             ok
-        }),
+        })
+        .under_load(),
         Target::new("leader_buy", move |a, c, k, i| {
             let body = format!(
                 r#"{{"request_id":"lb-{run_id:x}-{c}-{k}-{i}","name":"{}","quantity":1}}"#,
@@ -392,6 +415,46 @@ fn bench_store(
     Ok(store)
 }
 
+/// A three-member etcd on loopback ([`crate::etcd`]), when `etcd` is on the PATH: a put through its
+/// JSON gateway at every concurrency of a purchase (`etcd_put`), each with the floor right after it.
+/// Without etcd, one line says how to get it.
+fn measure_etcd(bench: &mut Bench, procs: &Arc<Procs>) {
+    let Some(binary) = crate::etcd::find() else {
+        (bench.progress)(&format!(
+            "etcd_put: not measured: {}",
+            crate::etcd::HOW_TO_GET
+        ));
+        return;
+    };
+    let dir = match tempfile::Builder::new().prefix("toystore-etcd-").tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            (bench.progress)(&format!("etcd_put: not measured: no temporary folder: {e}"));
+            return;
+        }
+    };
+    let etcd = match crate::etcd::Etcd::start(&binary, procs, bench.cfg.base_port + 50, dir.path())
+    {
+        Ok(etcd) => etcd,
+        Err(e) => {
+            (bench.progress)(&format!("etcd_put: not measured: {e}"));
+            return;
+        }
+    };
+    let url = format!("{}/v3/kv/put", etcd.leader_url);
+    let run_id = client::seed_from_time();
+    let put = Target::new("etcd_put", |a, c, k, i| {
+        let key = format!("bench-{run_id:x}-{c}-{k}-{i}");
+        let body =
+            crate::etcd::put_body(&key, &format!(r#"{{"name":"{}","quantity":1}}"#, toy(k, i)));
+        post(a, &url, body.as_bytes(), None)
+    })
+    .max_warmup(20)
+    .under_load();
+    bench.measure_all(&[put]);
+    drop(etcd);
+}
+
 /// Runs the whole benchmark; every process it starts is recorded in `procs` (and killed before it
 /// returns); `progress` is told each line as it is measured.
 pub fn run(
@@ -422,6 +485,7 @@ pub fn run(
         get(a, &format!("{url}/products/{}", toy(k, i)))
     })]);
     drop(store);
+    measure_etcd(&mut bench, procs);
 
     // On a catalog of its own: no front-end, no order replica that would roll the takes forward.
     let alone = bench_store(cfg, procs, cfg.base_port + 30, true)?;
@@ -463,11 +527,33 @@ pub fn floor_for(rows: &[BenchRow], row: &BenchRow) -> Option<(u64, f64)> {
     }
 }
 
-/// One sentence per target and concurrency on whether it meets its goal against the floor.
+/// The targets of the median against the floor: (target, clients, most times the floor); `None`
+/// clients: at every concurrency.
+pub const GOALS: [(&str, Option<u32>, f64); 5] = [
+    ("cached_query", None, 1.2),
+    ("uncached_query", None, 2.5),
+    ("order_query", None, 2.5),
+    ("buy", Some(1), 6.0),
+    ("buy", Some(5), 8.0),
+];
+
+/// Purchases per second at the load concurrency (every one on a quorum's disks), at least.
+pub const LOAD_THROUGHPUT_GOAL: f64 = 5000.0;
+
+/// How many times faster than etcd's put a purchase is to be, at 1 and at 5 clients.
+pub const ETCD_GOAL: f64 = 2.0;
+
+/// One sentence per target and concurrency on whether it meets its goal: against the floor
+/// ([`GOALS`]), the purchases' throughput under load ([`LOAD_THROUGHPUT_GOAL`], at the most clients
+/// measured) and against etcd's put ([`ETCD_GOAL`]) when it was measured.
 pub fn verdicts(rows: &[BenchRow]) -> Vec<String> {
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
     let mut out = Vec::new();
-    for (target, goal) in [("cached_query", 2.0), ("buy", 10.0)] {
-        for r in rows.iter().filter(|r| r.target == target) {
+    for (target, clients, goal) in GOALS {
+        for r in rows
+            .iter()
+            .filter(|r| r.target == target && clients.is_none_or(|c| c == r.clients))
+        {
             let Some((floor_p50, _)) = floor_for(rows, r) else {
                 continue;
             };
@@ -480,9 +566,45 @@ pub fn verdicts(rows: &[BenchRow]) -> Vec<String> {
                 r.p50_us,
                 floor_p50,
                 goal,
-                if ratio <= goal { "met" } else { "NOT met" }
+                verdict(ratio <= goal)
             ));
         }
+    }
+    let most = rows
+        .iter()
+        .filter(|r| r.target == "buy")
+        .max_by_key(|r| r.clients);
+    if let Some(r) = most.filter(|r| r.clients > 5) {
+        out.push(format!(
+            "buy with {} clients: {:.0} purchases/s, goal {LOAD_THROUGHPUT_GOAL:.0}/s: {}",
+            r.clients,
+            r.throughput,
+            verdict(r.throughput >= LOAD_THROUGHPUT_GOAL)
+        ));
+    }
+    for buy in rows.iter().filter(|r| r.target == "buy") {
+        let Some(put) = rows
+            .iter()
+            .find(|r| r.target == "etcd_put" && r.clients == buy.clients)
+        else {
+            continue;
+        };
+        let times = put.p50_us as f64 / buy.p50_us.max(1) as f64;
+        let goal = if buy.clients <= 5 {
+            format!(", goal {ETCD_GOAL}x: {}", verdict(times >= ETCD_GOAL))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "buy with {} client(s) against a three-member etcd's put: {:.1}x as fast ({} µs against {} µs; {:.0}/s against {:.0}/s){goal}",
+            buy.clients, times, buy.p50_us, put.p50_us, buy.throughput, put.throughput
+        ));
+    }
+    if !rows.iter().any(|r| r.target == "etcd_put") {
+        out.push(format!(
+            "etcd's put: not measured ({})",
+            crate::etcd::HOW_TO_GET
+        ));
     }
     out
 }
@@ -520,15 +642,63 @@ mod tests {
         };
         let v = verdicts(&[
             row("floor", 100),
-            row("cached_query", 150),
+            row("cached_query", 110),
             row("buy", 1200),
         ]);
-        assert_eq!(v.len(), 2);
-        assert!(v[0].contains("1.5x") && v[0].ends_with(": met"), "{}", v[0]);
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert!(v[0].contains("1.1x") && v[0].ends_with(": met"), "{}", v[0]);
         assert!(
             v[1].contains("12.0x") && v[1].ends_with("NOT met"),
             "{}",
             v[1]
         );
+        assert!(v[2].contains("not measured"), "{}", v[2]);
+    }
+
+    #[test]
+    fn verdicts_compare_purchases_with_etcd_and_count_the_load() {
+        let row = |target: &str, clients, p50_us, throughput| BenchRow {
+            target: target.into(),
+            clients,
+            requests: 1,
+            errors: 0,
+            p50_us,
+            p90_us: p50_us,
+            p99_us: p50_us,
+            throughput,
+            ..BenchRow::default()
+        };
+        let v = verdicts(&[
+            row("floor", 1, 100, 10_000.0),
+            row("floor", 5, 200, 20_000.0),
+            row("floor", 32, 1000, 30_000.0),
+            row("buy", 1, 500, 2000.0),
+            row("buy", 5, 1000, 5000.0),
+            row("buy", 32, 5000, 6000.0),
+            row("etcd_put", 1, 1500, 600.0),
+            row("etcd_put", 5, 1500, 3000.0),
+            row("etcd_put", 32, 8000, 4000.0),
+        ]);
+        let has = |needle: &str| v.iter().any(|l| l.contains(needle));
+        assert!(has("buy with 1 client(s): median 5.0x"), "{v:?}");
+        assert!(has("buy with 5 client(s): median 5.0x"), "{v:?}");
+        assert!(
+            has("buy with 32 clients: 6000 purchases/s, goal 5000/s: met"),
+            "{v:?}"
+        );
+        assert!(
+            has("1 client(s) against a three-member etcd's put: 3.0x as fast"),
+            "{v:?}"
+        );
+        assert!(
+            has("5 client(s) against a three-member etcd's put: 1.5x as fast (1000 µs against 1500 µs; 5000/s against 3000/s), goal 2x: NOT met"),
+            "{v:?}"
+        );
+        assert!(
+            v.iter()
+                .any(|l| l.contains("32 client(s) against") && !l.contains("goal")),
+            "{v:?}"
+        );
+        assert!(!has("not measured"), "{v:?}");
     }
 }

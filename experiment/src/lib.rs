@@ -45,6 +45,7 @@ pub mod bench;
 pub mod cli;
 pub mod crash;
 pub mod data;
+pub mod etcd;
 pub mod plot;
 pub mod relay;
 pub mod report;
