@@ -32,6 +32,13 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(QUERY_TIMEOUT_MS);
 const CATALOG_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How often the monitor pings the leader.
 const MONITOR_EVERY: Duration = Duration::from_millis(HEALTH_EVERY_MS);
+/// The public requests that wait on the leader (a purchase, through a failover if need be, and an
+/// order query): they never take every worker, so product queries are answered however many
+/// purchases wait (see [`ServerOptions::waits`]).
+fn waits_on_the_leader(_method: &str, path: &str) -> bool {
+    path == "/orders" || path.starts_with("/orders/")
+}
+
 /// Workers of the internal server: it only takes invalidations and status checks.
 const INTERNAL_WORKERS: usize = 4;
 
@@ -185,6 +192,7 @@ pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Res
     let public_handler: Handler = Arc::new(move |r: &Request| handle_public(&f, r));
     let options = ServerOptions {
         workers: config.service.workers,
+        waits: Some(waits_on_the_leader),
         ..ServerOptions::public()
     };
     let public = Server::start(public, options, public_handler)?;

@@ -18,7 +18,7 @@ use clap::Parser;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use shared::config::{ServiceFlags, StoreAddrs};
-use shared::http::{self, Handler, Method, Peer, Reply, Request, Server};
+use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
 use shared::protocol::{
     LeaderNotice, OrderNumber, PeerBatch, Purchase, ReplicaId, ReplicaMsg, ReplicaStatus,
 };
@@ -258,7 +258,11 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
 
     let r = replica.clone();
     let handler: Handler = Arc::new(move |req: &Request| handle(&r, req));
-    let server = Server::start(listener, config.service.internal_options(), handler)?;
+    let options = ServerOptions {
+        waits: Some(waits),
+        ..config.service.internal_options()
+    };
+    let server = Server::start(listener, options, handler)?;
     let n = config.store.replicas.0.len();
     log!(
         replica.who,
@@ -266,6 +270,16 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         server.addr()
     );
     Ok(Running { server, replica })
+}
+
+/// The requests whose worker waits for other replicas or the catalog: a purchase (for a quorum's
+/// acks), an order query and a leader notice (for promises). At most
+/// [`ServerOptions::waiting_budget`] of them hold a worker, so the peers' messages and the
+/// front-end's health pings they wait for always find one; without that, as many purchases as
+/// workers would hold every worker until their deadline while the acks that commit them queued.
+fn waits(method: &str, path: &str) -> bool {
+    (method == "POST" && (path == "/orders" || path == "/internal/leader"))
+        || (method == "GET" && path.starts_with("/orders/"))
 }
 
 /// Routes one request.

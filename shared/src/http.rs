@@ -12,6 +12,12 @@
 //! [`ServerOptions::read_timeout`], and when [`ServerOptions::max_connections`] are open, the one
 //! idle the longest is closed to make room. The answers tiny_http gives by itself (a malformed head,
 //! 408, 503 over the cap...) carry the same JSON error body as the handlers' answers.
+//!
+//! A request that waits on other services (a purchase at the leader waits for a quorum's acks) must
+//! never take the last worker from the requests it waits for (those acks, and the health pings that
+//! keep the leader chosen). [`ServerOptions::waits`] names such requests; at most
+//! [`ServerOptions::waiting_budget`] of them run at once, and the rest queue, in order, for the next
+//! worker to finish one. The other requests always find a worker.
 
 use crate::error::{Error, Result};
 use crate::protocol::{Envelope, ErrorBody, SECRET_HEADER};
@@ -244,6 +250,9 @@ pub struct ServerOptions {
     /// How long a request's head, and its body when that has at most [`BUFFERED_BODY`] bytes, may
     /// take from its first byte (default 10 s); a late one gets 408.
     pub header_timeout: Duration,
+    /// Which requests (by method and path, without the query) wait on other services; at most
+    /// [`ServerOptions::waiting_budget`] of them hold a worker at once (none named: no limit).
+    pub waits: Option<fn(method: &str, path: &str) -> bool>,
 }
 
 impl ServerOptions {
@@ -267,7 +276,15 @@ impl ServerOptions {
             max_connections: 1024,
             read_timeout: Duration::from_secs(20),
             header_timeout: Duration::from_secs(10),
+            waits: None,
         }
+    }
+
+    /// How many requests named by [`ServerOptions::waits`] run at once: all workers but a quarter
+    /// (at least one) kept for the others.
+    pub fn waiting_budget(&self) -> usize {
+        let workers = self.workers.max(2);
+        workers - (workers / 4).max(1)
     }
 
     /// The limits of the underlying tiny_http server (see `vendor/tiny_http/PATCHES.md`).
@@ -327,14 +344,24 @@ impl Server {
             .map_err(|e| Error::Io(format!("cannot serve on {addr}: {e}")))?;
         let http = Arc::new(http);
         let stop = Arc::new(AtomicBool::new(false));
-        let options = Arc::new(options);
-        let workers = (0..options.workers.max(1))
+        // With a waiting lane one worker at least is always kept for the other requests.
+        let workers = options
+            .workers
+            .max(if options.waits.is_some() { 2 } else { 1 });
+        let pool = Arc::new(Pool {
+            http: http.clone(),
+            stop: stop.clone(),
+            handler,
+            lane: parking_lot::Mutex::new(Lane::default()),
+            budget: options.waiting_budget(),
+            options,
+        });
+        let workers = (0..workers)
             .map(|i| {
-                let (http, stop, handler, options) =
-                    (http.clone(), stop.clone(), handler.clone(), options.clone());
+                let pool = pool.clone();
                 std::thread::Builder::new()
                     .name(format!("http-{}-{i}", addr.port()))
-                    .spawn(move || worker(&http, &stop, &handler, &options))
+                    .spawn(move || pool.work())
                     .expect("spawn worker")
             })
             .collect();
@@ -363,12 +390,62 @@ impl Server {
     }
 }
 
-fn worker(http: &tiny_http::Server, stop: &AtomicBool, handler: &Handler, options: &ServerOptions) {
-    while !stop.load(Ordering::SeqCst) {
-        match http.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(rq)) => respond(rq, handler, options),
-            Ok(None) => {}
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+/// What the workers of one server share.
+struct Pool {
+    http: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
+    handler: Handler,
+    options: ServerOptions,
+    lane: parking_lot::Mutex<Lane>,
+    budget: usize,
+}
+
+/// The requests that wait on other services: how many hold a worker, and those queued for one.
+#[derive(Default)]
+struct Lane {
+    running: usize,
+    queued: std::collections::VecDeque<tiny_http::Request>,
+}
+
+impl Pool {
+    fn work(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            match self.http.recv_timeout(Duration::from_millis(250)) {
+                Ok(Some(rq)) => self.take(rq),
+                Ok(None) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Answers `rq` on this worker, unless it waits on other services and the budget for those is
+    /// spent: then it queues, and a worker that finishes one of them takes it. A request is queued
+    /// only while the budget's workers are all running, and each of them empties the queue before it
+    /// leaves the lane, so no queued request is forgotten.
+    fn take(&self, rq: tiny_http::Request) {
+        let waits = self.options.waits.is_some_and(|waits| {
+            let url = rq.url();
+            waits(rq.method().as_str(), url.split('?').next().unwrap_or(url))
+        });
+        if !waits {
+            return respond(rq, &self.handler, &self.options);
+        }
+        {
+            let mut lane = self.lane.lock();
+            if lane.running >= self.budget {
+                lane.queued.push_back(rq);
+                return;
+            }
+            lane.running += 1;
+        }
+        let mut next = Some(rq);
+        while let Some(rq) = next {
+            respond(rq, &self.handler, &self.options);
+            let mut lane = self.lane.lock();
+            next = lane.queued.pop_front();
+            if next.is_none() {
+                lane.running -= 1;
+            }
         }
     }
 }
@@ -738,6 +815,64 @@ mod tests {
         // Both workers are still alive after the panics.
         let echoed: String = good.post(&format!("{base}/x"), &1).unwrap();
         assert_eq!(echoed, "1");
+        server.stop();
+    }
+
+    /// Requests that wait for another request (as a purchase at the leader waits for the followers'
+    /// acks) never take every worker: with twice as many of them as workers, the request they wait
+    /// for is still answered, and then every one of them, in a bounded time.
+    #[test]
+    fn waiting_requests_leave_a_worker_for_the_requests_they_wait_for() {
+        let open = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (r, m, o) = (running.clone(), most.clone(), open.clone());
+        let handler: Handler = Arc::new(move |req: &Request| {
+            if req.path == "/release" {
+                o.store(true, Ordering::SeqCst);
+                return Reply::data("released");
+            }
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while !o.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let waited = o.load(Ordering::SeqCst);
+            r.fetch_sub(1, Ordering::SeqCst);
+            Reply::data(waited)
+        });
+        let mut options = ServerOptions::internal(None);
+        options.workers = 4;
+        options.waits = Some(|method, path| method == "POST" && path == "/wait");
+        assert_eq!(options.waiting_budget(), 3);
+        let server = Server::start(bind("127.0.0.1:0").unwrap(), options, handler).unwrap();
+        let base = format!("http://{}", server.addr());
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            let waiters: Vec<_> = (0..8)
+                .map(|_| {
+                    let url = format!("{base}/wait?x=1");
+                    s.spawn(move || {
+                        Peer::new(Duration::from_secs(20), None)
+                            .post::<_, bool>(&url, &())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            while running.load(Ordering::SeqCst) < 3 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let peer = Peer::new(Duration::from_secs(5), None);
+            let released: String = peer.get(&format!("{base}/release")).unwrap();
+            assert_eq!(released, "released");
+            for w in waiters {
+                assert!(w.join().unwrap(), "a waiting request was released");
+            }
+        });
+        // Loose: a starved pool would hold the waiters for their 10 s.
+        assert!(started.elapsed() < Duration::from_secs(8));
+        assert_eq!(most.load(Ordering::SeqCst), 3, "at most the budget at once");
         server.stop();
     }
 

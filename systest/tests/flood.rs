@@ -469,3 +469,76 @@ fn many_concurrent_clients_are_all_served() {
         "every purchase answered 200 is an order"
     );
 }
+
+/// More buyers at once than the leader has HTTP workers (32 by default, and the front-end's 32
+/// workers can all be waiting on a purchase at the leader). A purchase's worker waits for its order
+/// to be on a quorum's disks, so if purchases could take every worker, the followers' acks and the
+/// front-end's health pings would queue behind them: nothing would commit until purchases gave up
+/// at their deadline (600 ms), and the front-end would take the leader for dead. Purchases must go
+/// on at their usual pace (a few ms; the bound is loose), with the leader kept.
+#[test]
+fn more_buyers_than_workers_neither_starve_the_leader_nor_move_it() {
+    raise_fd_limit();
+    let mut c = Cluster::new(22280);
+    c.start_all(600.0);
+    let url = c.frontend_url();
+    let leader = c.leader().expect("a leader");
+    let epoch = c.replica_status(leader).expect("leader status")["promised"].clone();
+    const CLIENTS: usize = 48;
+    const ROUNDS: usize = 12;
+    // 48 x 12 purchases over ten toys: at most 60 of each, within their stock of 100.
+    let toys = [
+        "Tux", "Whale", "Elephant", "Bird", "Fox", "Python", "Lego", "Barbie", "Frisbee", "Marbles",
+    ];
+    let mut took: Vec<Duration> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|k| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let mut stream = connect(&url).expect("connect");
+                    let mut buf = Vec::new();
+                    let mut took = Vec::new();
+                    for round in 0..ROUNDS {
+                        let toy = toys[(k * ROUNDS + round) % toys.len()];
+                        let body = format!(r#"{{"name":"{toy}","quantity":1}}"#);
+                        let request = format!(
+                            "POST /orders HTTP/1.1\r\nHost: toystore\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let t = Instant::now();
+                        stream.write_all(request.as_bytes()).expect("send");
+                        let r = read_answer(&mut stream, &mut buf)
+                            .unwrap_or_else(|e| panic!("client {k}: purchase: {e}"));
+                        took.push(t.elapsed());
+                        assert_eq!(r.status, 200, "client {k}: {toy}: {r:?}");
+                    }
+                    took
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|t| t.join().expect("client"))
+            .collect()
+    });
+    took.sort();
+    let median = took[took.len() / 2];
+    let slowest = took[took.len() - 1];
+    eprintln!("{CLIENTS} buyers x {ROUNDS}: median {median:?}, slowest {slowest:?}");
+    assert!(
+        median < Duration::from_millis(200),
+        "median purchase took {median:?} (slowest {slowest:?}): purchases wait for their deadline"
+    );
+    assert_eq!(
+        c.leader(),
+        Some(leader),
+        "the leader moved under plain load"
+    );
+    assert_eq!(
+        c.replica_status(leader).expect("leader status")["promised"],
+        epoch,
+        "a new election under plain load"
+    );
+    let orders = c.wait_consistent(Duration::from_secs(10));
+    assert_eq!(orders.len(), CLIENTS * ROUNDS, "every purchase is an order");
+}

@@ -27,7 +27,7 @@
 //! | 21000, 21020, … 21100 | `systest/tests/store.rs`, one per test |
 //! | 21200, 21220, … 21360 | `systest/tests/failover.rs`, one per test |
 //! | 22000, 22020, … 22100 | `systest/tests/bad_input.rs`, one per test |
-//! | 22200, 22220, … 22260 | `systest/tests/flood.rs`, one per test |
+//! | 22200, 22220, … 22280 | `systest/tests/flood.rs`, one per test |
 //! | 23000 | `experiment/tests/experiment.rs` (its runs one after the other) |
 //! | 23900 | the benchmark (`BENCH_BASE_PORT`); its floor takes `base+20`, its lone catalog `base+30..=base+43`, etcd's three members `base+50..=base+55` |
 //! | 24000 | `systest/tests/chaos.rs` |
