@@ -77,7 +77,7 @@ report: ## Make the plots and results/REPORT.md again from the CSVs in results/
 	$(CARGO) build --release -p experiment --bins
 	$(EXP_BIN)/experiment --parts report
 
-bench: ## Benchmark: bare HTTP floor vs cached/uncached query, purchase, order query (1 and 5 clients)
+bench: ## Benchmark: bare HTTP floor vs cached/uncached query, purchase, order query (1, 5, 32 clients; etcd if installed)
 	$(CARGO) build --release --workspace --bins
 	TOYSTORE_BIN=$(abspath $(EXP_BIN)) $(CARGO) bench -p experiment --bench store
 	$(EXP_BIN)/experiment --parts report

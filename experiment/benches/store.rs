@@ -3,7 +3,8 @@
 //!
 //! Environment: `TOYSTORE_BIN` (the release binaries; default: the `release` folder this benchmark
 //! was built into), `BENCH_SECS` (measuring time per line, default 3), `BENCH_BASE_PORT` (default
-//! 23900), `BENCH_OUT` (default: the workspace's `results`).
+//! 23900), `BENCH_OUT` (default: the workspace's `results`), `BENCH_ONLY` (a comma-separated list of
+//! targets: only those and the floor are measured, and nothing is written unless `BENCH_OUT` is set).
 
 use experiment::bench::{self, BenchConfig};
 use experiment::data::{write_csv, Machine, BENCH_CSV};
@@ -44,6 +45,9 @@ fn main() {
         warmup: 200,
         clients: vec![1, 5],
         load_clients: 32,
+        only: std::env::var("BENCH_ONLY")
+            .ok()
+            .map(|v| v.split(',').map(|t| t.trim().to_string()).collect()),
     };
     println!(
         "benchmark: {:.0} s per line, binaries from {}; load average before: {}",
@@ -88,7 +92,8 @@ fn main() {
     for v in bench::verdicts(&rows) {
         println!("{v}");
     }
-    if std::fs::create_dir_all(&out).is_ok() {
+    let partial = cfg.only.is_some() && std::env::var_os("BENCH_OUT").is_none();
+    if !partial && std::fs::create_dir_all(&out).is_ok() {
         match write_csv(&out.join(BENCH_CSV), &rows) {
             Ok(()) => println!("wrote {}", out.join(BENCH_CSV).display()),
             Err(e) => eprintln!("bench: {e}"),

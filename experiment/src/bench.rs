@@ -57,6 +57,9 @@ pub struct BenchConfig {
     /// The concurrency of the purchases (and of etcd's puts) under load, measured besides
     /// [`BenchConfig::clients`].
     pub load_clients: u32,
+    /// When set, only these targets are measured (and the floor, always): to compare two builds on
+    /// the lines a change is about.
+    pub only: Option<Vec<String>>,
 }
 
 /// Sends requests with `clients` threads sharing `agent` for `duration` after `warmup` requests
@@ -266,7 +269,15 @@ struct Bench<'a> {
 impl Bench<'_> {
     /// Each target at each concurrency, in the table's order.
     fn measure_all(&mut self, targets: &[Target]) {
-        for t in targets {
+        let skipped = |t: &Target| {
+            !t.name.starts_with("floor")
+                && self
+                    .cfg
+                    .only
+                    .as_ref()
+                    .is_some_and(|only| !only.iter().any(|o| o == t.name))
+        };
+        for t in targets.iter().filter(|t| !skipped(t)) {
             let mut levels = self.cfg.clients.clone();
             if t.under_load && !levels.contains(&self.cfg.load_clients) {
                 levels.push(self.cfg.load_clients);
@@ -419,6 +430,9 @@ fn bench_store(
 /// JSON gateway at every concurrency of a purchase (`etcd_put`), each with the floor right after it.
 /// Without etcd, one line says how to get it.
 fn measure_etcd(bench: &mut Bench, procs: &Arc<Procs>) {
+    if bench.cfg.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == "etcd_put")) {
+        return;
+    }
     let Some(binary) = crate::etcd::find() else {
         (bench.progress)(&format!(
             "etcd_put: not measured: {}",
@@ -600,7 +614,7 @@ pub fn verdicts(rows: &[BenchRow]) -> Vec<String> {
             buy.clients, times, buy.p50_us, put.p50_us, buy.throughput, put.throughput
         ));
     }
-    if !rows.iter().any(|r| r.target == "etcd_put") {
+    if !rows.iter().any(|r| r.target == "etcd_put") && crate::etcd::find().is_none() {
         out.push(format!(
             "etcd's put: not measured ({})",
             crate::etcd::HOW_TO_GET
