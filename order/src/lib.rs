@@ -24,9 +24,11 @@
 //! # Messages
 //!
 //! Replicas talk in one-way messages ([`ReplicaMsg`](shared::protocol::ReplicaMsg)), posted in
-//! batches to a peer's `POST /internal/msg`, which steps them and answers at once. An answer to a
-//! message is another message, so an acknowledgement can wait for a disk without holding a
-//! connection, and a lost message is only lost: timers send again.
+//! batches to a peer's `POST /internal/msg`, which steps them. An answer to a message is another
+//! message, so the core never waits on a connection, and a lost message is only lost: timers send
+//! again. As a shortcut the receiver puts its answers to the sender in the reply to the batch, once
+//! its writes of the batch are on disk (at most [`PEER_ANSWER_WAIT_MS`](shared::timing::PEER_ANSWER_WAIT_MS)):
+//! an append's ack then costs no request of its own. To the core it is the same message.
 //!
 //! | from → to | message or request | what the receiver does |
 //! |---|---|---|

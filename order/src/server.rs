@@ -7,7 +7,11 @@
 //! - a **disk** thread applies writes in order (appends share one `fdatasync`; the meta file and a
 //!   rewrite are written only after every earlier append is synced) and reports what is on disk;
 //! - one **sender** thread per peer posts queued messages as one batch to `/internal/msg` (a message
-//!   that cannot be delivered is dropped: the core's timers send again);
+//!   that cannot be delivered is dropped: the core's timers send again) and steps the messages the
+//!   peer put in its reply;
+//! - an HTTP worker that takes a peer's batch keeps the messages for that peer which come of it, up
+//!   to once its writes are on disk, and returns them in the reply (an append's ack, without a
+//!   request of its own);
 //! - a few **catalog** threads make the calls to the catalog and step their outcomes;
 //! - a **ticker** steps time every [`TICK`];
 //! - HTTP workers wait for the answer to their request, which the core gives as an effect.
@@ -16,7 +20,7 @@ use crate::core::{self, Answer, CatalogCall, CatalogReply, ClientId, Effect, Inp
 use crate::files::Files;
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use shared::config::{ServiceFlags, StoreAddrs};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
 use shared::protocol::{
@@ -26,6 +30,7 @@ use shared::shutdown::Shutdown;
 use shared::{log, Error, Result};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +41,8 @@ use std::time::{Duration, Instant};
 pub const TICK: Duration = Duration::from_millis(10);
 /// Timeout of a batch of messages to a peer with few orders in it (see [`shared::timing`]).
 const PEER_TIMEOUT: Duration = Duration::from_millis(shared::timing::PEER_TIMEOUT_MS);
+/// How long a batch's reply waits for this replica's writes of it (see [`shared::timing`]).
+const PEER_ANSWER_WAIT: Duration = Duration::from_millis(shared::timing::PEER_ANSWER_WAIT_MS);
 /// Timeout of a batch that moves many orders.
 const BULK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout of a call to the catalog (see [`shared::timing`]).
@@ -116,6 +123,11 @@ struct Shell {
     core: core::Replica,
     waiting: HashMap<ClientId, Sender<Result<Answer>>>,
     next_client: ClientId,
+    /// Messages for a peer whose batch is being taken: they go back in the reply to that batch.
+    answering: HashMap<ReplicaId, Vec<ReplicaMsg>>,
+    /// The newest write handed to the disk thread, and the newest it has reported on disk.
+    written: u64,
+    persisted: u64,
 }
 
 /// One order replica: the core and the threads around it.
@@ -123,6 +135,8 @@ pub struct Replica {
     id: ReplicaId,
     who: String,
     shell: Mutex<Shell>,
+    /// Signalled whenever the disk thread reports writes on disk.
+    on_disk: Condvar,
     started: Instant,
     disk_tx: Sender<(u64, Write)>,
     peer_tx: HashMap<ReplicaId, Sender<ReplicaMsg>>,
@@ -223,7 +237,11 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
             core,
             waiting: HashMap::new(),
             next_client: 0,
+            answering: HashMap::new(),
+            written: 0,
+            persisted: 0,
         }),
+        on_disk: Condvar::new(),
         started: Instant::now(),
         disk_tx,
         peer_tx,
@@ -364,11 +382,14 @@ impl Replica {
         for e in effects {
             match e {
                 Effect::Send { to, msg } => {
-                    if let Some(tx) = self.peer_tx.get(&to) {
+                    if let Some(answers) = shell.answering.get_mut(&to) {
+                        answers.push(msg);
+                    } else if let Some(tx) = self.peer_tx.get(&to) {
                         let _ = tx.send(msg);
                     }
                 }
                 Effect::Write { id, write } => {
+                    shell.written = shell.written.max(id);
                     let _ = self.disk_tx.send((id, write));
                 }
                 Effect::Catalog(call) => {
@@ -411,17 +432,57 @@ impl Replica {
         })
     }
 
-    /// A batch of a peer's messages, stepped in order.
-    fn receive(&self, batch: PeerBatch) {
+    /// A batch of a peer's messages, stepped in order. The messages for that peer that come of it,
+    /// up to once this replica's writes of the batch are on disk (an append's ack), are returned to
+    /// go back in the reply: the ack costs no message of its own, and no hand-off to a sender
+    /// thread. Whatever comes later, or while another batch of the same peer is being taken, is
+    /// sent as usual. A reply that is lost loses its messages like any lost message.
+    fn receive(&self, batch: PeerBatch) -> Vec<ReplicaMsg> {
+        let from = batch.from;
         let mut shell = self.shell.lock();
-        for msg in batch.msgs {
-            let effects = shell.core.step(
-                self.now(),
-                Input::Peer {
-                    from: batch.from,
-                    msg,
-                },
-            );
+        let answer = !shell.answering.contains_key(&from);
+        if answer {
+            shell.answering.insert(from, Vec::new());
+        }
+        let before = shell.written;
+        // Whatever happens (a panic is answered 500 by the server), the peer's messages must not be
+        // left to a reply that will never be sent.
+        let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for msg in batch.msgs {
+                let effects = shell.core.step(self.now(), Input::Peer { from, msg });
+                self.dispatch(&mut shell, effects);
+            }
+        }));
+        if !answer {
+            return stepped.map_or_else(|p| std::panic::resume_unwind(p), |()| Vec::new());
+        }
+        if stepped.is_ok() && shell.written > before {
+            let (target, until) = (shell.written, Instant::now() + PEER_ANSWER_WAIT);
+            while shell.persisted < target && !self.stopped() {
+                if self.on_disk.wait_until(&mut shell, until).timed_out() {
+                    break;
+                }
+            }
+        }
+        let answers = shell.answering.remove(&from).unwrap_or_default();
+        if let Err(p) = stepped {
+            // Sent as messages rather than lost with the reply the panic replaces.
+            for msg in answers {
+                if let Some(tx) = self.peer_tx.get(&from) {
+                    let _ = tx.send(msg);
+                }
+            }
+            drop(shell);
+            std::panic::resume_unwind(p);
+        }
+        answers
+    }
+
+    /// Messages a peer put in its reply to ours, stepped in order.
+    fn take_answers(&self, from: ReplicaId, msgs: Vec<ReplicaMsg>) {
+        let mut shell = self.shell.lock();
+        for msg in msgs {
+            let effects = shell.core.step(self.now(), Input::Peer { from, msg });
             self.dispatch(&mut shell, effects);
         }
     }
@@ -447,7 +508,12 @@ impl Replica {
             batch.extend(rx.try_iter());
             let upto = batch.last().map(|(id, _)| *id).expect("one write");
             apply_writes(files, batch)?;
-            self.step(Input::Persisted(upto));
+            let mut shell = self.shell.lock();
+            let effects = shell.core.step(self.now(), Input::Persisted(upto));
+            shell.persisted = upto;
+            self.dispatch(&mut shell, effects);
+            drop(shell);
+            self.on_disk.notify_all();
         }
         Ok(())
     }
@@ -473,12 +539,16 @@ impl Replica {
                 msgs,
             };
             let via = if orders > 64 { &bulk } else { &peer };
-            match via.post::<_, serde_json::Value>(&url, &batch) {
-                Ok(_) if down => {
-                    log!(self.who, "replica {id} answers again");
-                    down = false;
+            match via.post::<_, Option<Vec<ReplicaMsg>>>(&url, &batch) {
+                Ok(answers) => {
+                    if down {
+                        log!(self.who, "replica {id} answers again");
+                        down = false;
+                    }
+                    if let Some(answers) = answers.filter(|a| !a.is_empty()) {
+                        self.take_answers(id, answers);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     if !down {
                         log!(self.who, "replica {id} does not answer ({e}); messages to it are dropped until it does");

@@ -61,6 +61,12 @@ pub const QUERY_TIMEOUT_MS: u64 = 300;
 /// unreachable until it answers again.
 pub const PEER_TIMEOUT_MS: u64 = 300;
 
+/// How long a replica that took a peer's messages waits for its own writes of them to be on disk, to
+/// put its answers (an append's ack) in the reply rather than in a message of its own. A sync takes
+/// well under a millisecond; a disk slower than this gets its answers sent as messages, and the
+/// reply comes well within the peer's [`PEER_TIMEOUT_MS`].
+pub const PEER_ANSWER_WAIT_MS: u64 = 100;
+
 /// Timeout of a replica's call to the catalog. A take is answered in well under a millisecond; one
 /// whose answer is lost is asked again under its request id.
 pub const CATALOG_TIMEOUT_MS: u64 = 500;
@@ -74,4 +80,5 @@ const _: () = {
     assert!(LEADER_CALL_TIMEOUT_MS < 1000);
     assert!(REQUEST_DEADLINE_MS < LEADER_CALL_TIMEOUT_MS);
     assert!(CANDIDATE_PATIENCE_MS <= REQUEST_DEADLINE_MS);
+    assert!(2 * PEER_ANSWER_WAIT_MS < PEER_TIMEOUT_MS);
 };
