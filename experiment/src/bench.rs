@@ -430,7 +430,12 @@ fn bench_store(
 /// JSON gateway at every concurrency of a purchase (`etcd_put`), each with the floor right after it.
 /// Without etcd, one line says how to get it.
 fn measure_etcd(bench: &mut Bench, procs: &Arc<Procs>) {
-    if bench.cfg.only.as_ref().is_some_and(|only| !only.iter().any(|o| o == "etcd_put")) {
+    if bench
+        .cfg
+        .only
+        .as_ref()
+        .is_some_and(|only| !only.iter().any(|o| o == "etcd_put"))
+    {
         return;
     }
     let Some(binary) = crate::etcd::find() else {
