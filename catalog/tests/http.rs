@@ -41,6 +41,7 @@ impl TestCatalog {
             service: ServiceFlags {
                 secret: Some(SECRET.into()),
                 workers: 4,
+                ..ServiceFlags::default()
             },
         };
         let running = catalog::serve(&config, bind(&config.listen).unwrap()).unwrap();

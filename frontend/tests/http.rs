@@ -27,6 +27,7 @@ fn service_flags() -> ServiceFlags {
     ServiceFlags {
         secret: Some(SECRET.into()),
         workers: 4,
+        ..ServiceFlags::default()
     }
 }
 

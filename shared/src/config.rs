@@ -37,6 +37,10 @@ pub struct ServiceFlags {
     /// HTTP worker threads.
     #[arg(long, env = "TOYSTORE_WORKERS", default_value_t = crate::http::DEFAULT_WORKERS)]
     pub workers: usize,
+    /// Serve GET /metrics on the internal address without the secret (for a scraper on a
+    /// private network); every other internal route still needs it.
+    #[arg(long, env = "TOYSTORE_METRICS_OPEN")]
+    pub metrics_open: bool,
 }
 
 impl ServiceFlags {
@@ -44,6 +48,7 @@ impl ServiceFlags {
     pub fn internal_options(&self) -> crate::http::ServerOptions {
         crate::http::ServerOptions {
             workers: self.workers,
+            metrics_open: self.metrics_open,
             ..crate::http::ServerOptions::internal(self.secret.clone())
         }
     }
@@ -54,6 +59,7 @@ impl Default for ServiceFlags {
         ServiceFlags {
             secret: None,
             workers: crate::http::DEFAULT_WORKERS,
+            metrics_open: false,
         }
     }
 }

@@ -12,18 +12,25 @@
 //! synced too (a crash can otherwise lose the name while the data are on disk): [`AppendFile::open`]
 //! syncs the folder of a file it creates, [`write_atomic`] the folder of the file it renames, and
 //! [`create_dir_all`] the parent of every folder it creates.
+//!
+//! [`AppendFile::time_syncs`] times each group's `fdatasync` in a [`Histogram`] (the services'
+//! `/metrics`).
 
 use crate::error::{Error, Result};
+use crate::metrics::Histogram;
 use parking_lot::{Condvar, Mutex};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// An append-only file whose appends become durable in groups.
 pub struct AppendFile {
     path: PathBuf,
     state: Mutex<AppendState>,
     synced: Condvar,
+    /// Where the duration of each `fdatasync` of a group goes.
+    sync_timer: Option<Histogram>,
 }
 
 struct AppendState {
@@ -64,7 +71,13 @@ impl AppendFile {
                 failed: None,
             }),
             synced: Condvar::new(),
+            sync_timer: None,
         })
+    }
+
+    /// Times every `fdatasync` of a group in `h` from now on.
+    pub fn time_syncs(&mut self, h: Histogram) {
+        self.sync_timer = Some(h);
     }
 
     /// The file's path.
@@ -101,7 +114,14 @@ impl AppendFile {
             let upto = s.appended;
             let mut file = s.file.try_clone()?;
             drop(s);
-            let result = file.write_all(&batch).and_then(|_| file.sync_data());
+            let result = file.write_all(&batch).and_then(|_| {
+                let started = Instant::now();
+                let synced = file.sync_data();
+                if let Some(h) = &self.sync_timer {
+                    h.observe_duration(started.elapsed());
+                }
+                synced
+            });
             s = self.state.lock();
             s.syncing = false;
             match result {
@@ -244,6 +264,20 @@ mod tests {
         }
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(written, order.lock().concat());
+    }
+
+    #[test]
+    fn every_group_sync_is_timed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = AppendFile::open(&dir.path().join("log.csv")).unwrap();
+        let h = Histogram::new(crate::metrics::FSYNC_BUCKETS);
+        file.time_syncs(h.clone());
+        file.append_durably(b"a\n").unwrap();
+        let (t1, t2) = (file.append(b"b\n"), file.append(b"c\n"));
+        file.wait(t2).unwrap();
+        file.wait(t1).unwrap();
+        assert_eq!(h.count(), 2, "two groups, two syncs");
+        assert!(h.sum() > 0.0);
     }
 
     #[test]

@@ -18,8 +18,15 @@
 //! keep the leader chosen). [`ServerOptions::waits`] names such requests; at most
 //! [`ServerOptions::waiting_budget`] of them run at once, and the rest queue, in order, for the next
 //! worker to finish one. The other requests always find a worker.
+//!
+//! With [`ServerOptions::metrics`] set, every answer is counted and timed by its route
+//! ([`crate::metrics`]), and an internal server answers `GET /metrics` itself, before any handler:
+//! the exposition, to a caller with the secret in [`SECRET_HEADER`] or as `Authorization: Bearer
+//! <secret>` (what a Prometheus scrape config sends), or to anyone with
+//! [`ServerOptions::metrics_open`]. A public server never serves it.
 
 use crate::error::{Error, Result};
+use crate::metrics::{Metrics, PeerCalls, METRICS_PATH};
 use crate::protocol::{Envelope, ErrorBody, SECRET_HEADER};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,7 +36,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest request body any service accepts (a resync batch is sent as a reply, not a request body,
 /// but an append batch is a request body: 4 MiB holds tens of thousands of orders).
@@ -253,6 +260,10 @@ pub struct ServerOptions {
     /// Which requests (by method and path, without the query) wait on other services; at most
     /// [`ServerOptions::waiting_budget`] of them hold a worker at once (none named: no limit).
     pub waits: Option<fn(method: &str, path: &str) -> bool>,
+    /// Where answers are counted and timed; an internal server also serves them as `GET /metrics`.
+    pub metrics: Option<Arc<Metrics>>,
+    /// `GET /metrics` needs no secret (a scraper on a private network).
+    pub metrics_open: bool,
 }
 
 impl ServerOptions {
@@ -277,6 +288,16 @@ impl ServerOptions {
             read_timeout: Duration::from_secs(20),
             header_timeout: Duration::from_secs(10),
             waits: None,
+            metrics: None,
+            metrics_open: false,
+        }
+    }
+
+    /// These options, with answers counted in `metrics` (and, on an internal server, served).
+    pub fn with_metrics(self, metrics: &Arc<Metrics>) -> ServerOptions {
+        ServerOptions {
+            metrics: Some(metrics.clone()),
+            ..self
         }
     }
 
@@ -450,28 +471,124 @@ impl Pool {
     }
 }
 
-fn respond(mut rq: tiny_http::Request, handler: &Handler, options: &ServerOptions) {
-    let (reply, close) = match prepare(&mut rq, options) {
+/// Answers one request; with metrics, counts and times it before the answer leaves, so that a
+/// caller that got the answer finds it counted.
+fn respond(rq: tiny_http::Request, handler: &Handler, options: &ServerOptions) {
+    let started = Instant::now();
+    let Some(metrics) = &options.metrics else {
+        let (rq, answer) = answer(rq, handler, options);
+        answer.send(rq);
+        return;
+    };
+    let route = metrics.route_of(rq.url());
+    let (rq, answer) = if options.internal && metrics.route_name(route) == METRICS_PATH {
+        serve_metrics(rq, metrics, options)
+    } else {
+        answer(rq, handler, options)
+    };
+    metrics.observe_request(route, answer.reply.status, started.elapsed());
+    answer.send(rq);
+}
+
+/// A reply ready to go out.
+struct Answer {
+    reply: Reply,
+    content_type: &'static str,
+    /// Sent with `Connection: close` (the rest of a refused body is not read).
+    close: bool,
+}
+
+impl Answer {
+    fn json(reply: Reply, close: bool) -> Answer {
+        Answer {
+            reply,
+            content_type: "application/json",
+            close,
+        }
+    }
+
+    fn send(self, rq: tiny_http::Request) {
+        let mut response = tiny_http::Response::from_data(self.reply.body)
+            .with_status_code(self.reply.status)
+            .with_header(
+                tiny_http::Header::from_bytes("Content-Type", self.content_type).expect("header"),
+            );
+        if self.close {
+            response
+                .add_header(tiny_http::Header::from_bytes("Connection", "close").expect("header"));
+        }
+        let _ = rq.respond(response);
+    }
+}
+
+/// `GET /metrics` on an internal server: the exposition, to a caller that may read it.
+fn serve_metrics(
+    rq: tiny_http::Request,
+    metrics: &Metrics,
+    options: &ServerOptions,
+) -> (tiny_http::Request, Answer) {
+    let header = |name: &'static str| {
+        rq.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str())
+    };
+    let allowed = options.metrics_open
+        || options.secret.as_ref().is_none_or(|secret| {
+            let bearer = header("Authorization")
+                .and_then(|v| v.trim().split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
+            [header(SECRET_HEADER), bearer]
+                .into_iter()
+                .flatten()
+                .any(|given| same_secret(given.as_bytes(), secret.as_bytes()))
+        });
+    let refusal = if !allowed {
+        Some(Error::Forbidden(
+            "internal endpoint: missing or wrong secret (X-Toystore-Secret or Authorization: Bearer)"
+                .into(),
+        ))
+    } else if *rq.method() != tiny_http::Method::Get {
+        Some(Error::MethodNotAllowed(format!(
+            "{} is not allowed on {METRICS_PATH}",
+            rq.method().as_str()
+        )))
+    } else {
+        None
+    };
+    let answer = match refusal {
+        Some(e) => Answer::json(Reply::error(&e), true),
+        None => Answer {
+            reply: Reply {
+                status: 200,
+                body: metrics.encode().into_bytes(),
+            },
+            content_type: crate::metrics::CONTENT_TYPE,
+            close: false,
+        },
+    };
+    (rq, answer)
+}
+
+/// Checks and reads a request, and runs `handler` on it.
+fn answer(
+    mut rq: tiny_http::Request,
+    handler: &Handler,
+    options: &ServerOptions,
+) -> (tiny_http::Request, Answer) {
+    let answer = match prepare(&mut rq, options) {
         Ok(req) => {
             let r = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&req)));
-            (
-                r.unwrap_or_else(|_| Reply::error(&Error::Internal("the handler panicked".into()))),
-                false,
-            )
+            let reply =
+                r.unwrap_or_else(|_| Reply::error(&Error::Internal("the handler panicked".into())));
+            Answer::json(reply, false)
         }
         // The rest of a refused body is not read: close the connection rather than parse it
         // (the patched tiny_http honours `Connection: close` and then skips the rest).
-        Err(e) => (Reply::error(&e), true),
+        Err(e) => Answer::json(Reply::error(&e), true),
     };
-    let mut response = tiny_http::Response::from_data(reply.body)
-        .with_status_code(reply.status)
-        .with_header(
-            tiny_http::Header::from_bytes("Content-Type", "application/json").expect("header"),
-        );
-    if close {
-        response.add_header(tiny_http::Header::from_bytes("Connection", "close").expect("header"));
-    }
-    let _ = rq.respond(response);
+    (rq, answer)
 }
 
 /// Compares a given secret with the expected one in time that does not depend on where they differ,
@@ -614,6 +731,7 @@ pub fn agent_with_literal_resolver(config: ureq::config::Config) -> ureq::Agent 
 pub struct Peer {
     agent: ureq::Agent,
     secret: Option<String>,
+    calls: Option<PeerCalls>,
 }
 
 impl Peer {
@@ -630,7 +748,23 @@ impl Peer {
         Peer {
             agent: agent_with_literal_resolver(config),
             secret,
+            calls: None,
         }
+    }
+
+    /// This client, with every call counted in `calls` by the peer it goes to and its outcome.
+    pub fn counted(self, calls: &PeerCalls) -> Peer {
+        Peer {
+            calls: Some(calls.clone()),
+            ..self
+        }
+    }
+
+    fn count<R>(&self, url: &str, result: Result<R>) -> Result<R> {
+        if let Some(calls) = &self.calls {
+            calls.count(url, &result);
+        }
+        result
     }
 
     /// GET `url` and read `{"data": R}`.
@@ -639,7 +773,7 @@ impl Peer {
         if let Some(s) = &self.secret {
             rq = rq.header(SECRET_HEADER, s);
         }
-        Self::read(rq.call())
+        self.count(url, Self::read(rq.call()))
     }
 
     /// POST `body` as JSON to `url` and read `{"data": R}`.
@@ -652,7 +786,7 @@ impl Peer {
             rq = rq.header(SECRET_HEADER, s);
         }
         let bytes = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
-        Self::read(rq.send(&bytes[..]))
+        self.count(url, Self::read(rq.send(&bytes[..])))
     }
 
     fn read<R: DeserializeOwned>(
@@ -874,6 +1008,112 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(8));
         assert_eq!(most.load(Ordering::SeqCst), 3, "at most the budget at once");
         server.stop();
+    }
+
+    /// GET `url` with these headers: status, content type, body.
+    fn raw_get(url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .proxy(None)
+            .build()
+            .into();
+        let mut rq = agent.get(url);
+        for (k, v) in headers {
+            rq = rq.header(*k, *v);
+        }
+        let mut r = rq.call().unwrap();
+        let content_type = r
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (
+            r.status().as_u16(),
+            content_type,
+            r.body_mut().read_to_string().unwrap(),
+        )
+    }
+
+    fn metrics_server(internal: bool, open: bool) -> (Server, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new("test", &["/x"]));
+        let mut options = if internal {
+            ServerOptions::internal(Some("s3cret".into()))
+        } else {
+            ServerOptions::public()
+        };
+        options.workers = 2;
+        options.metrics_open = open;
+        (echo_server(options.with_metrics(&metrics)), metrics)
+    }
+
+    #[test]
+    fn metrics_need_the_secret_as_a_header_or_a_bearer_token() {
+        let (server, metrics) = metrics_server(true, false);
+        let url = format!("http://{}{METRICS_PATH}", server.addr());
+        for refused in [
+            &[][..],
+            &[(SECRET_HEADER, "wrong")],
+            &[("Authorization", "Bearer wrong")],
+            &[("Authorization", "Basic s3cret")],
+            &[("Authorization", "s3cret")],
+        ] {
+            let (status, _, body) = raw_get(&url, refused);
+            assert_eq!(status, 403, "{refused:?}: {body}");
+            assert!(body.contains("\"code\":403"), "{body}");
+        }
+        for allowed in [
+            &[(SECRET_HEADER, "s3cret")][..],
+            &[("Authorization", "Bearer s3cret")],
+            &[("Authorization", "bearer  s3cret")],
+        ] {
+            let (status, content_type, body) = raw_get(&url, allowed);
+            assert_eq!(status, 200, "{allowed:?}: {body}");
+            assert_eq!(content_type, crate::metrics::CONTENT_TYPE);
+            assert!(body.contains("toystore_up 1"), "{body}");
+        }
+        // The Bearer form is for /metrics only: other internal routes keep their header.
+        let (status, _, _) = raw_get(
+            &format!("http://{}/x", server.addr()),
+            &[("Authorization", "Bearer s3cret")],
+        );
+        assert_eq!(status, 403);
+        let (status, _, _) = raw_get(
+            &format!("http://{}/x", server.addr()),
+            &[(SECRET_HEADER, "s3cret")],
+        );
+        assert_eq!(status, 200);
+        server.stop();
+        assert_eq!(metrics.requests(METRICS_PATH, 403), 5);
+        assert_eq!(metrics.requests(METRICS_PATH, 200), 3);
+        assert_eq!(metrics.requests("/x", 403), 1);
+        assert_eq!(metrics.requests("/x", 200), 1);
+    }
+
+    #[test]
+    fn metrics_open_needs_no_secret_but_other_routes_still_do() {
+        let (server, _) = metrics_server(true, true);
+        let (status, _, body) = raw_get(&format!("http://{}{METRICS_PATH}", server.addr()), &[]);
+        assert_eq!(status, 200, "{body}");
+        let (status, _, _) = raw_get(&format!("http://{}/x", server.addr()), &[]);
+        assert_eq!(status, 403);
+        server.stop();
+    }
+
+    #[test]
+    fn a_public_server_counts_requests_but_never_serves_metrics() {
+        let (server, metrics) = metrics_server(false, false);
+        let (status, content_type, body) = raw_get(
+            &format!("http://{}{METRICS_PATH}", server.addr()),
+            &[(SECRET_HEADER, "s3cret")],
+        );
+        // The echo handler answers: the server did not serve the exposition.
+        assert_eq!((status, content_type.as_str()), (200, "application/json"));
+        assert!(!body.contains("toystore_up"), "{body}");
+        let _ = raw_get(&format!("http://{}/x", server.addr()), &[]);
+        server.stop();
+        assert_eq!(metrics.requests("/x", 200), 1);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`timing`]: every heartbeat, window and timeout that decides how fast a fault is noticed.
 //! - [`service`]: what every service's `main` does around `serve`: start, wait, stop, exit codes.
 //! - [`logging`]: the [`log!`] macro, one line per event on stderr.
+//! - [`metrics`]: the Prometheus registry every service builds, the request and peer-call metrics
+//!   they all have, and a lock-free histogram.
 
 pub mod config;
 pub mod durable;
@@ -23,6 +25,7 @@ pub mod files;
 pub mod http;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod protocol;
 pub mod service;
 pub mod shutdown;
