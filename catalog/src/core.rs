@@ -368,6 +368,11 @@ impl Core {
             .collect()
     }
 
+    /// Every toy's stock as of the rows on disk, by name.
+    pub fn durable_stock(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.durable.iter().map(|(n, q)| (n.as_str(), *q))
+    }
+
     /// The live stock of `name`, takes not yet on disk included.
     pub fn live_quantity(&self, name: &str) -> Option<u64> {
         self.products.get(name).map(|(_, q)| *q)

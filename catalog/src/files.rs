@@ -2,6 +2,7 @@
 //! the crate docs for the file formats and what is on disk before each answer.
 
 use crate::core::{Core, JournalRow, Step, JOURNAL_HEADER, RESTOCK_QUANTITY};
+use crate::metrics::CatalogMetrics;
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,8 @@ pub struct Catalog {
     changed_tx: Option<Sender<String>>,
     /// Wakes the snapshot writer.
     snapshot_tx: Option<Sender<()>>,
+    /// Where takes, restocks, stock on disk and journal syncs are counted.
+    metrics: Option<CatalogMetrics>,
 }
 
 fn now_ms() -> u64 {
@@ -121,6 +124,7 @@ impl Catalog {
             snapshot_lock: Mutex::new(()),
             changed_tx: None,
             snapshot_tx: None,
+            metrics: None,
         };
         catalog.checkpoint()?;
         Ok(catalog)
@@ -134,6 +138,15 @@ impl Catalog {
     ) -> Catalog {
         self.changed_tx = Some(changed_tx);
         self.snapshot_tx = Some(snapshot_tx);
+        self
+    }
+
+    /// Counts takes, restocks and journal syncs in `metrics`, and keeps its stock gauges at the
+    /// stock on disk.
+    pub fn with_metrics(mut self, metrics: CatalogMetrics) -> Catalog {
+        self.journal.time_syncs(metrics.journal_fsync.clone());
+        metrics.set_stock(self.state.lock().core.durable_stock());
+        self.metrics = Some(metrics);
         self
     }
 
@@ -157,6 +170,9 @@ impl Catalog {
     pub fn take(&self, r: &TakeRequest) -> Result<TakeReply> {
         let reply = self.run(|c| c.take(r, now_ms()))?;
         if !reply.repeated {
+            if let Some(m) = &self.metrics {
+                m.takes.inc();
+            }
             self.changed(&r.name);
         }
         Ok(reply)
@@ -176,6 +192,9 @@ impl Catalog {
     /// Sets every toy that is out of stock back to [`RESTOCK_QUANTITY`], durably. Returns the names.
     pub fn restock(&self) -> Result<Vec<String>> {
         let names = self.run(|c| c.restock(now_ms()))?;
+        if let Some(m) = &self.metrics {
+            m.restocks.inc_by(names.len() as u64);
+        }
         for n in &names {
             self.changed(n);
         }
@@ -209,8 +228,16 @@ impl Catalog {
             while s.tickets.front().is_some_and(|(q, _)| *q <= seq) {
                 s.tickets.pop_front();
             }
+            self.publish_stock(&s.core);
         }
         answer
+    }
+
+    /// Sets the stock gauges to the stock on disk (called under the lock, when rows reached it).
+    fn publish_stock(&self, core: &Core) {
+        if let Some(m) = &self.metrics {
+            m.set_stock(core.durable_stock());
+        }
     }
 
     /// Writes `catalog.csv` with the stock on disk, atomically.
@@ -237,6 +264,7 @@ impl Catalog {
         let row = s.core.checkpoint(now_ms())?;
         self.journal.append_durably(&csv_line(&row))?;
         s.core.synced(row.seq);
+        self.publish_stock(&s.core);
         Ok(())
     }
 

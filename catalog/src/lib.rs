@@ -71,7 +71,8 @@
 //! [`core`] holds every decision as a pure state machine (no locks, files, threads or clocks); its
 //! operations return the rows to append and the seq that must be on disk before the answer.
 //! [`files`] is the I/O around it: one lock, the journal, the snapshot (named for what it holds:
-//! "store" is the whole toy store). [`server`] routes HTTP. The file formats, the default toys and
+//! "store" is the whole toy store). [`server`] routes HTTP. [`metrics`] is what its `/metrics`
+//! shows besides what every service shows. The file formats, the default toys and
 //! the journal's row are defined in [`shared::files`], where tests and tools read them too.
 //!
 //! # Threads
@@ -85,6 +86,7 @@
 
 pub mod core;
 pub mod files;
+pub mod metrics;
 pub mod server;
 
 pub use crate::core::RESTOCK_QUANTITY;

@@ -2,10 +2,12 @@
 //! writer.
 
 use crate::files::Catalog;
+use crate::metrics::{CatalogMetrics, ROUTES};
 use clap::Parser;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use shared::config::{self, ServiceFlags};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server};
+use shared::metrics::Metrics;
 use shared::protocol::{CancelRequest, Invalidate, TakeRequest};
 use shared::{log, Error, Result};
 use std::net::{SocketAddr, TcpListener};
@@ -93,9 +95,16 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     // restock just before a SIGKILL): the first push drops every toy from the front-end's cache.
     let opened = Catalog::open(&config.data)?;
     for p in opened.products() {
-        let _ = changed_tx.try_send(p.name);
+        let _ = changed_tx.try_send(p.name.clone());
     }
-    let catalog = Arc::new(opened.with_notifications(changed_tx, snapshot_tx));
+    let mut metrics = Metrics::new("catalog", ROUTES);
+    let catalog_metrics =
+        CatalogMetrics::register(&mut metrics, opened.products().into_iter().map(|p| p.name));
+    let catalog = Arc::new(
+        opened
+            .with_notifications(changed_tx, snapshot_tx)
+            .with_metrics(catalog_metrics.clone()),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
 
@@ -110,15 +119,20 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         snapshot_loop(&c, &s, &snapshot_rx)
     }));
     let frontend = config.frontend.trim_end_matches('/').to_string();
-    let peer = Peer::new(INVALIDATE_TIMEOUT, config.service.secret.clone());
+    let calls = metrics.peer_calls(&[("frontend".into(), frontend.clone())]);
+    let peer = Peer::new(INVALIDATE_TIMEOUT, config.service.secret.clone()).counted(&calls);
     let s = stop.clone();
     threads.push(spawn("invalidate", move || {
-        invalidate_loop(&frontend, &peer, &s, &changed_rx)
+        invalidate_loop(&frontend, &peer, &s, &changed_rx, &catalog_metrics)
     }));
 
     let c = catalog.clone();
     let handler: Handler = Arc::new(move |r: &Request| handle(&c, r));
-    let server = Server::start(listener, config.service.internal_options(), handler)?;
+    let options = config
+        .service
+        .internal_options()
+        .with_metrics(&Arc::new(metrics));
+    let server = Server::start(listener, options, handler)?;
     log!(
         "catalog",
         "serving {} toys on {} (data in {})",
@@ -221,7 +235,13 @@ fn snapshot_loop(catalog: &Catalog, stop: &AtomicBool, wake_rx: &Receiver<()>) {
 /// Pushes the names of changed toys to the front-end, in batches: everything that changed while the
 /// previous push was under way goes in the next one. A push that fails is retried with the next
 /// batch, so a front-end that was briefly unreachable still drops what changed meanwhile.
-fn invalidate_loop(frontend: &str, peer: &Peer, stop: &AtomicBool, changed_rx: &Receiver<String>) {
+fn invalidate_loop(
+    frontend: &str,
+    peer: &Peer,
+    stop: &AtomicBool,
+    changed_rx: &Receiver<String>,
+    metrics: &CatalogMetrics,
+) {
     let url = format!("{frontend}/internal/invalidate");
     let mut pending: Vec<String> = Vec::new();
     let mut failing = false;
@@ -242,8 +262,10 @@ fn invalidate_loop(frontend: &str, peer: &Peer, stop: &AtomicBool, changed_rx: &
         let batch = Invalidate {
             names: pending.clone(),
         };
+        let sent = pending.len() as u64;
         match peer.post::<_, serde_json::Value>(&url, &batch) {
             Ok(_) => {
+                metrics.invalidations_ok.inc_by(sent);
                 pending.clear();
                 if failing {
                     failing = false;
@@ -251,6 +273,7 @@ fn invalidate_loop(frontend: &str, peer: &Peer, stop: &AtomicBool, changed_rx: &
                 }
             }
             Err(e) => {
+                metrics.invalidations_failed.inc_by(sent);
                 if !failing {
                     failing = true;
                     log!(

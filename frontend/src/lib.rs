@@ -40,11 +40,13 @@
 //!
 //! # Internal endpoints
 //! Served only on `--internal-listen` and, with `--secret`, only to callers that carry it:
-//! `POST /internal/invalidate`, `GET /internal/status` (leader and cache counters), `GET /internal/health`.
+//! `POST /internal/invalidate`, `GET /internal/status` (leader and cache counters), `GET /internal/health`,
+//! and `GET /metrics` ([`shared::metrics`] and the front-end's own, [`metrics`]).
 
 pub mod cache;
 pub mod failover;
 pub mod leader;
+pub mod metrics;
 pub mod server;
 
 pub use server::{serve, Config, FrontendStatus, Running};

@@ -4,11 +4,13 @@
 use crate::cache::Cache;
 use crate::failover::{Failover, Next};
 use crate::leader::{choose, Choice, Verdict, Watch};
+use crate::metrics::{FrontendMetrics, Invalidation, ROUTES};
 use clap::Parser;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use shared::config::{self, ReplicaList, ServiceFlags, StoreAddrs};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
+use shared::metrics::Metrics;
 use shared::protocol::{
     Ballot, Invalidate, LeaderNotice, OrderCreated, OrderInfo, OrderNumber, Product, Purchase,
     ReplicaId, ReplicaStatus, MAX_NAME,
@@ -126,6 +128,7 @@ pub struct Frontend {
     next_request: AtomicU64,
     instance: String,
     stop: AtomicBool,
+    metrics: FrontendMetrics,
 }
 
 /// A running front-end.
@@ -173,35 +176,49 @@ pub fn serve(config: &Config, public: TcpListener, internal: TcpListener) -> Res
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
+    let catalog_url = config::base_url(&config.store.catalog).map_err(Error::Config)?;
+    let mut metrics = Metrics::new("frontend", ROUTES);
+    let frontend_metrics = FrontendMetrics::register(&mut metrics);
+    let mut named = vec![("catalog".to_string(), catalog_url.clone())];
+    for (id, url) in &config.store.replicas.0 {
+        named.push((format!("order-{id}"), url.clone()));
+    }
+    let calls = metrics.peer_calls(&named);
+    let metrics = Arc::new(metrics);
     let frontend = Arc::new(Frontend {
-        catalog_url: config::base_url(&config.store.catalog).map_err(Error::Config)?,
+        catalog_url,
         replicas: config.store.replicas.clone(),
         cache: Mutex::new(Cache::new(capacity)),
         leader: Mutex::new(None),
         selecting: Mutex::new(()),
         known_epoch: AtomicU64::new(0),
-        ping: Peer::new(PING_TIMEOUT, secret.clone()),
-        orders: Peer::new(LEADER_TIMEOUT, secret.clone()),
-        queries: Peer::new(QUERY_TIMEOUT, secret.clone()),
-        catalog: Peer::new(CATALOG_TIMEOUT, secret.clone()),
+        ping: Peer::new(PING_TIMEOUT, secret.clone()).counted(&calls),
+        orders: Peer::new(LEADER_TIMEOUT, secret.clone()).counted(&calls),
+        queries: Peer::new(QUERY_TIMEOUT, secret.clone()).counted(&calls),
+        catalog: Peer::new(CATALOG_TIMEOUT, secret.clone()).counted(&calls),
         next_request: AtomicU64::new(0),
         instance: format!("fe{:x}", nanos as u64),
         stop: AtomicBool::new(false),
+        metrics: frontend_metrics,
     });
     let f = frontend.clone();
     let public_handler: Handler = Arc::new(move |r: &Request| handle_public(&f, r));
+    // Public requests are counted too; only the internal server serves /metrics.
     let options = ServerOptions {
         workers: config.service.workers,
         waits: Some(waits_on_the_leader),
         ..ServerOptions::public()
-    };
+    }
+    .with_metrics(&metrics);
     let public = Server::start(public, options, public_handler)?;
     let f = frontend.clone();
     let internal_handler: Handler = Arc::new(move |r: &Request| handle_internal(&f, r));
     let options = ServerOptions {
         workers: INTERNAL_WORKERS,
+        metrics_open: config.service.metrics_open,
         ..ServerOptions::internal(secret.clone())
-    };
+    }
+    .with_metrics(&metrics);
     let internal = Server::start(internal, options, internal_handler)?;
     let f = frontend.clone();
     let monitor = std::thread::Builder::new()
@@ -248,10 +265,7 @@ pub fn handle_internal(f: &Frontend, r: &Request) -> Reply {
     match (&r.method, r.segments().as_slice()) {
         (Method::Post, ["internal", "invalidate"]) => {
             Reply::from_result(r.json::<Invalidate>().map(|inv| {
-                let mut cache = f.cache.lock();
-                for n in &inv.names {
-                    cache.invalidate(n);
-                }
+                f.invalidate(&inv.names, Invalidation::Catalog);
                 inv.names.len()
             }))
         }
@@ -319,8 +333,14 @@ impl Frontend {
             )));
         }
         let generation = match self.cache.lock().lookup(&name) {
-            Ok(p) => return Ok(p),
-            Err(g) => g,
+            Ok(p) => {
+                self.metrics.cache_hits.inc();
+                return Ok(p);
+            }
+            Err(g) => {
+                self.metrics.cache_misses.inc();
+                g
+            }
         };
         let url = format!(
             "{}/products/{}",
@@ -334,8 +354,21 @@ impl Frontend {
             }
             e => e,
         })?;
-        self.cache.lock().store(product.clone(), generation);
+        let mut cache = self.cache.lock();
+        if cache.store(product.clone(), generation) {
+            self.metrics.cache_entries.set(cache.len() as i64);
+        }
         Ok(product)
+    }
+
+    /// Drops `names` from the cache, counted as dropped `by` whom.
+    fn invalidate(&self, names: &[String], by: Invalidation) {
+        let mut cache = self.cache.lock();
+        for n in names {
+            cache.invalidate(n);
+            self.metrics.invalidated(by);
+        }
+        self.metrics.cache_entries.set(cache.len() as i64);
     }
 
     /// `POST /orders`: passes the purchase to the leader with a request id, and on a leader failure
@@ -354,7 +387,7 @@ impl Frontend {
         // client must not see the quantity from before it (read your writes), even if the catalog's
         // own invalidation is still on its way.
         if !matches!(result, Err(Error::BadRequest(_) | Error::NotFound(_))) {
-            self.cache.lock().invalidate(&name);
+            self.invalidate(&[name], Invalidation::Purchase);
         }
         result
     }
@@ -376,8 +409,12 @@ impl Frontend {
             let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
             match failover.step(outcome, leader.choice.ballot, elapsed_ms) {
                 Next::Answer(result) => return result,
-                Next::Retry { after_ms } => std::thread::sleep(Duration::from_millis(after_ms)),
+                Next::Retry { after_ms } => {
+                    self.metrics.retries_same_leader.inc();
+                    std::thread::sleep(Duration::from_millis(after_ms))
+                }
                 Next::ChooseAgain { reported } => {
+                    self.metrics.retries_new_leader.inc();
                     if let Some(b) = reported {
                         // The next choice must be newer than any the replicas follow.
                         self.known_epoch.fetch_max(b.epoch, Ordering::SeqCst);
@@ -473,7 +510,7 @@ impl Frontend {
                 .collect();
             let known = self.known_epoch.load(Ordering::SeqCst);
             let Some(choice) = choose(&pings, known, sitting) else {
-                *self.leader.lock() = None;
+                self.no_leader();
                 return Err(Error::Unavailable("no order replica answers".into()));
             };
             self.known_epoch
@@ -488,10 +525,16 @@ impl Frontend {
                 Err(e) => log!("frontend", "replica {} refused to lead: {e}", choice.leader),
             }
         }
-        *self.leader.lock() = None;
+        self.no_leader();
         Err(Error::Unavailable(
             "no order replica accepts to lead".into(),
         ))
+    }
+
+    /// Forgets the leader: purchases choose again.
+    fn no_leader(&self) {
+        *self.leader.lock() = None;
+        self.metrics.leader_id.set(0);
     }
 
     /// Makes `choice` the leader purchases go to.
@@ -503,7 +546,12 @@ impl Frontend {
             .to_string();
         let leader = Leader { choice, url };
         let previous = self.leader.lock().replace(leader.clone());
+        self.metrics.leader_id.set(i64::from(choice.leader));
+        self.metrics
+            .leader_epoch
+            .set(i64::try_from(choice.ballot.epoch).unwrap_or(i64::MAX));
         if previous.map(|p| p.choice) != Some(choice) {
+            self.metrics.leader_changes.inc();
             log!(
                 "frontend",
                 "leader chosen: replica {} (epoch {})",

@@ -347,6 +347,16 @@ struct Copy {
     added: u64,
 }
 
+/// What a replica has done since it started, counted for its `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Orders written into its log by copies from a peer: a resync on start, a candidate catching
+    /// up with the most up-to-date log of a quorum.
+    pub copied: u64,
+    /// Orders it wrote for takes that had none (roll forward).
+    pub rolled_forward: u64,
+}
+
 /// Replica `id`'s state.
 #[derive(Debug, Clone)]
 pub struct Replica {
@@ -377,6 +387,7 @@ pub struct Replica {
     recovery: Option<Recovery>,
     copy: Option<Copy>,
     copies: u64,
+    tally: Tally,
     attempts: BTreeMap<String, Attempt>,
     /// Request ids the catalog said were taken when asked to refuse them, with no order here yet: a
     /// retry is answered 504 at once instead of asking again (a take is never undone).
@@ -473,6 +484,7 @@ impl Replica {
             }),
             copy: None,
             copies: 0,
+            tally: Tally::default(),
             attempts: BTreeMap::new(),
             known_taken: BTreeSet::new(),
             commit_waiters: BTreeMap::new(),
@@ -565,6 +577,11 @@ impl Replica {
     /// The whole log, on disk or not.
     pub fn orders(&self) -> &[Order] {
         &self.log
+    }
+
+    /// What it has done since it started.
+    pub fn tally(&self) -> Tally {
+        self.tally
     }
 
     /// Orders known committed.
@@ -1201,6 +1218,7 @@ impl Replica {
                 break;
             }
             let n = self.create(now, t.name.clone(), t.quantity, t.request_id.clone());
+            self.tally.rolled_forward += 1;
             self.out.push(Effect::Log(format!(
                 "rolled forward request {}: order {n} for {} x {}",
                 t.request_id, t.quantity, t.name
@@ -1626,6 +1644,7 @@ impl Replica {
             return;
         }
         let written = self.merge(pos, &chunk.entries);
+        self.tally.copied += written;
         let c = self.copy.as_mut().expect("copy");
         c.source_ballot = Some(chunk.log_ballot);
         c.pos = pos + chunk.entries.len() as u64;
@@ -2262,6 +2281,8 @@ mod tests {
             .logs
             .iter()
             .any(|l| l == "2: ready: resynced 1 orders from replica 1, log has 1 orders"));
+        assert_eq!(c.node(2).tally().copied, 1);
+        assert_eq!(c.node(1).tally(), Tally::default());
     }
 
     #[test]
@@ -3415,6 +3436,7 @@ mod tests {
             .logs
             .iter()
             .any(|l| l.starts_with(&format!("2: ready: resynced {n} orders"))));
+        assert_eq!(c.node(2).tally().copied, n as u64);
     }
 
     #[test]
@@ -3631,6 +3653,7 @@ mod tests {
             .logs
             .iter()
             .any(|l| l == "3: rolled forward request orphan: order 0 for 1 x Tux"));
+        assert_eq!(c.node(3).tally().rolled_forward, 1);
         // The next listing waits a round, and starts after what was reconciled.
         c.pass(RECONCILE_EVERY - 20);
         assert!(

@@ -112,6 +112,11 @@ impl Files {
         ))
     }
 
+    /// Times every `fdatasync` of the order log in `h`.
+    pub fn time_syncs(&mut self, h: shared::metrics::Histogram) {
+        self.orders.time_syncs(h);
+    }
+
     /// Queues orders for the end of the file; returns the ticket to wait on.
     pub fn append(&self, orders: &[Order]) -> u64 {
         let bytes: Vec<u8> = orders.iter().flat_map(order_line).collect();

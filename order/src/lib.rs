@@ -158,9 +158,16 @@
 //! writes); one sender thread per peer; a few catalog threads; a ticker that steps time every
 //! [`server::TICK`]. One lock guards the core; effects are handed out under it, so they leave in the
 //! order the core made them.
+//!
+//! # Metrics
+//!
+//! `GET /metrics` (internal, see [`shared::metrics`]) shows the replica's role, promise, log length
+//! and commit point as the core last left them, and its fsyncs, group-commit sizes, resynced and
+//! rolled-forward orders ([`metrics`]).
 
 pub mod core;
 pub mod files;
+pub mod metrics;
 pub mod server;
 
 pub use server::{serve, Config, Replica, Running};

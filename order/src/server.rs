@@ -16,13 +16,17 @@
 //! - a **ticker** steps time every [`TICK`];
 //! - HTTP workers wait for the answer to their request, which the core gives as an effect.
 
-use crate::core::{self, Answer, CatalogCall, CatalogReply, ClientId, Effect, Input, Ms, Write};
+use crate::core::{
+    self, Answer, CatalogCall, CatalogReply, ClientId, Effect, Input, Ms, Tally, Write,
+};
 use crate::files::Files;
+use crate::metrics::{ReplicaMetrics, ROUTES};
 use clap::Parser;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use shared::config::{ServiceFlags, StoreAddrs};
 use shared::http::{self, Handler, Method, Peer, Reply, Request, Server, ServerOptions};
+use shared::metrics::{Histogram, Metrics, PeerCalls};
 use shared::protocol::{
     LeaderNotice, OrderNumber, PeerBatch, Purchase, ReplicaId, ReplicaMsg, ReplicaStatus,
 };
@@ -128,6 +132,8 @@ struct Shell {
     /// The newest write handed to the disk thread, and the newest it has reported on disk.
     written: u64,
     persisted: u64,
+    /// The core's tally as last counted in the metrics.
+    seen: Tally,
 }
 
 /// One order replica: the core and the threads around it.
@@ -145,6 +151,7 @@ pub struct Replica {
     threads: Mutex<Vec<JoinHandle<()>>>,
     files: Arc<Files>,
     failure: Mutex<Failure>,
+    metrics: ReplicaMetrics,
 }
 
 /// Why a replica stopped by itself, and whom to tell.
@@ -208,8 +215,11 @@ impl Running {
 /// Opens replica `config.id` in `config.data`, starts catching up with its peers, and serves.
 pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     let (quorum, catalog_url) = config.check()?;
-    let (files, orders, meta) = Files::open(&config.data, config.id)?;
+    let (mut files, orders, meta) = Files::open(&config.data, config.id)?;
     let who = files.who().to_string();
+    let mut metrics = Metrics::new(&who, ROUTES);
+    let replica_metrics = ReplicaMetrics::register(&mut metrics);
+    files.time_syncs(replica_metrics.fsync.clone());
     log!(
         who,
         "loaded {} orders (last {:?}), promised epoch {}",
@@ -218,6 +228,12 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         meta.promised.epoch
     );
     let peers = config.peers();
+    let mut named: Vec<(String, String)> = peers
+        .iter()
+        .map(|(id, url)| (format!("order-{id}"), url.clone()))
+        .collect();
+    named.push(("catalog".into(), catalog_url.clone()));
+    let calls = metrics.peer_calls(&named);
     let (core, first) = core::Replica::new(
         config.id,
         peers.iter().map(|(i, _)| *i).collect(),
@@ -240,6 +256,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
             answering: HashMap::new(),
             written: 0,
             persisted: 0,
+            seen: Tally::default(),
         }),
         on_disk: Condvar::new(),
         started: Instant::now(),
@@ -250,6 +267,7 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         threads: Mutex::new(Vec::new()),
         files: files.clone(),
         failure: Mutex::new(Failure::default()),
+        metrics: replica_metrics,
     });
     {
         let mut shell = replica.shell.lock();
@@ -263,12 +281,12 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
         }
     });
     for (id, url, rx) in peer_rx {
-        let (r, secret) = (replica.clone(), secret.clone());
-        replica.spawn("send", move || r.send_loop(id, &url, &rx, secret));
+        let (r, secret, calls) = (replica.clone(), secret.clone(), calls.clone());
+        replica.spawn("send", move || r.send_loop(id, &url, &rx, secret, &calls));
     }
     for _ in 0..CATALOG_THREADS {
         let (r, rx, url) = (replica.clone(), catalog_rx.clone(), catalog_url.clone());
-        let peer = Peer::new(CATALOG_TIMEOUT, secret.clone());
+        let peer = Peer::new(CATALOG_TIMEOUT, secret.clone()).counted(&calls);
         replica.spawn("catalog", move || r.catalog_loop(&url, &peer, &rx));
     }
     let r = replica.clone();
@@ -278,7 +296,10 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
     let handler: Handler = Arc::new(move |req: &Request| handle(&r, req));
     let options = ServerOptions {
         waits: Some(waits),
-        ..config.service.internal_options()
+        ..config
+            .service
+            .internal_options()
+            .with_metrics(&Arc::new(metrics))
     };
     let server = Server::start(listener, options, handler)?;
     let n = config.store.replicas.0.len();
@@ -377,8 +398,10 @@ impl Replica {
     }
 
     /// Hands each effect to the thread that carries it out, under the lock, so that writes and
-    /// messages leave in the order the core made them. Nothing here blocks.
+    /// messages leave in the order the core made them, and sets the metrics that mirror the core.
+    /// Nothing here blocks.
     fn dispatch(&self, shell: &mut Shell, effects: Vec<Effect>) {
+        self.metrics.publish(&shell.core, &mut shell.seen);
         for e in effects {
             match e {
                 Effect::Send { to, msg } => {
@@ -507,7 +530,7 @@ impl Replica {
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
             let upto = batch.last().map(|(id, _)| *id).expect("one write");
-            apply_writes(files, batch)?;
+            apply_writes(files, batch, &self.metrics.batch_size)?;
             let mut shell = self.shell.lock();
             let effects = shell.core.step(self.now(), Input::Persisted(upto));
             shell.persisted = upto;
@@ -525,9 +548,10 @@ impl Replica {
         url: &str,
         rx: &Receiver<ReplicaMsg>,
         secret: Option<String>,
+        calls: &PeerCalls,
     ) {
-        let peer = Peer::new(PEER_TIMEOUT, secret.clone());
-        let bulk = Peer::new(BULK_TIMEOUT, secret);
+        let peer = Peer::new(PEER_TIMEOUT, secret.clone()).counted(calls);
+        let bulk = Peer::new(BULK_TIMEOUT, secret).counted(calls);
         let url = format!("{url}/internal/msg");
         let mut down = false;
         while let Some(first) = self.next(rx) {
@@ -613,19 +637,31 @@ fn orders_in(m: &ReplicaMsg) -> usize {
     }
 }
 
-/// Applies `batch` in order, with one sync for the appends between two other writes.
-fn apply_writes(files: &Files, batch: Vec<(u64, Write)>) -> Result<()> {
+/// Applies `batch` in order, with one sync for the appends between two other writes; counts the
+/// orders each sync made durable in `batch_size`.
+fn apply_writes(files: &Files, batch: Vec<(u64, Write)>, batch_size: &Histogram) -> Result<()> {
+    // The ticket of the newest append not yet synced, and the orders appended since the last sync.
     let mut pending = None;
+    let mut orders_pending = 0usize;
     for (_, w) in batch {
         match w {
-            Write::Append(orders) => pending = Some(files.append(&orders)),
+            Write::Append(orders) => {
+                orders_pending += orders.len();
+                pending = Some(files.append(&orders));
+            }
             Write::Rewrite(orders) => {
+                // A rewrite first syncs what was appended (then replaces the file).
+                if pending.take().is_some() {
+                    batch_size.observe(orders_pending as f64);
+                }
+                orders_pending = 0;
                 files.rewrite(&orders)?;
-                pending = None;
             }
             Write::Meta(meta) => {
                 if let Some(t) = pending.take() {
                     files.wait(t)?;
+                    batch_size.observe(orders_pending as f64);
+                    orders_pending = 0;
                 }
                 files.save_meta(&meta)?;
             }
@@ -633,6 +669,7 @@ fn apply_writes(files: &Files, batch: Vec<(u64, Write)>) -> Result<()> {
     }
     if let Some(t) = pending {
         files.wait(t)?;
+        batch_size.observe(orders_pending as f64);
     }
     Ok(())
 }
