@@ -8,7 +8,7 @@ PORT_BASE ?= 24100
 # Where cargo puts the release binaries.
 RELEASE_DIR = $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help build run test lint fmt clean chaos chaos-long sim mutants
+.PHONY: help build run status watch test lint fmt clean chaos chaos-long sim mutants
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,16 @@ build: ## Build the release binaries into target/release
 
 run: build ## Start catalog, order replicas 1-3 and front-end in the foreground (Ctrl-C stops them)
 	scripts/run-store.sh
+
+# The running store at a glance, from every service's /metrics (the make run layout and data/.secret;
+# the status binary's flags or TOYSTORE_* variables point it elsewhere).
+status: ## Print the running store at a glance: replicas' roles, epochs, logs and lag, leader, cache, stock (JSON=1: as JSON)
+	@$(CARGO) build --release --quiet -p status
+	@$(RELEASE_DIR)/status $(if $(filter 1,$(JSON)),--json)
+
+watch: ## make status redrawn every second (kill a process in another terminal and watch the store recover)
+	@$(CARGO) build --release --quiet -p status
+	@$(RELEASE_DIR)/status --watch
 
 test: ## Run every test (unit, HTTP, end-to-end with real processes)
 	$(CARGO) build --release --workspace --bins
