@@ -28,8 +28,9 @@
 //! | 21200, 21220, … 21360 | `systest/tests/failover.rs`, one per test |
 //! | 22000, 22020, … 22100 | `systest/tests/bad_input.rs`, one per test |
 //! | 22200, 22220, … 22280 | `systest/tests/flood.rs`, one per test |
+//! | 22400, 22420, 22440 | `systest/tests/metrics.rs`, one per test |
 //! | 23000 | `experiment/tests/experiment.rs` (its runs one after the other) |
-//! | 23900 | the benchmark (`BENCH_BASE_PORT`); its floor takes `base+20`, its lone catalog `base+30..=base+43`, etcd's three members `base+50..=base+55` |
+//! | 23900 | the benchmark (`BENCH_BASE_PORT`); its floor takes `base+20`, its lone catalog `base+30..=base+43`, etcd's three members `base+50..=base+55`, the store of its scrape lines `base+60..=base+73` |
 //! | 24000 | `systest/tests/chaos.rs` |
 //! | 24100 | `make chaos` (`PORT_BASE`) |
 //! | 24200, 24220, … 24280 | `systest/tests/partition.rs`, one per cut (each on hosts of its own) |
