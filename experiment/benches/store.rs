@@ -1,5 +1,6 @@
 //! `cargo bench -p experiment` (`make bench`): the floor against the store's request kinds, printed
-//! as percentiles and ratios, and written to `results/bench.csv`.
+//! as percentiles and ratios, and written to `results/bench.csv`; then what a scrape of `/metrics`
+//! costs, and what it costs a purchase.
 //!
 //! Environment: `TOYSTORE_BIN` (the release binaries; default: the `release` folder this benchmark
 //! was built into), `BENCH_SECS` (measuring time per line, default 3), `BENCH_BASE_PORT` (default
@@ -58,6 +59,13 @@ fn main() {
     let procs = Procs::new();
     procs.install_interrupt_handler();
     let result = bench::run(&cfg, &procs, &|line| println!("{line}"));
+    // What /metrics costs, on a store of its own (experiment/src/bench_scrape.rs).
+    let result = result.and_then(|mut rows| {
+        rows.extend(experiment::bench_scrape::run(&cfg, &procs, &|line| {
+            println!("{line}")
+        })?);
+        Ok(rows)
+    });
     // Also when the run failed half-way: nothing it started may outlive it.
     procs.kill_all();
     let rows = match result {

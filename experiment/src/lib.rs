@@ -16,7 +16,8 @@
 //!   floor (the `floor` binary, a bare tiny_http server with the services' worker pool answering a
 //!   fixed body) against the front-end's cached and uncached queries, purchases and order queries,
 //!   with 1 and with 5 concurrent clients, and the pieces of a purchase on their own. Its clients resolve IP-literal
-//!   hosts without a thread ([`resolver`]).
+//!   hosts without a thread ([`resolver`]). What a scrape of `/metrics` costs, and what it costs a
+//!   purchase, is measured apart ([`bench_scrape`]).
 //! - Plots as SVG and as PNG, each drawn once for both ([`plot`]); the PNG's text comes from a font
 //!   compiled into the program, so it needs no system library or font.
 //!
@@ -42,6 +43,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_scrape;
 pub mod cli;
 pub mod crash;
 pub mod data;
