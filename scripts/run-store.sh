@@ -36,7 +36,8 @@ cache_flag=()
 pids+=($!); echo "frontend     pid $!" >&2
 cat >&2 <<MSG
 The store is up at http://127.0.0.1:8080. Ctrl-C stops it.
-Kill any process to watch the store recover; restart a replica with the same command, e.g.
+Kill any process to watch the store recover (make watch in another terminal shows it); restart a
+replica with the same command, e.g.
   TOYSTORE_SECRET=\$(cat $DATA/.secret) $BIN/order --id 2 --data $DATA
 MSG
 wait
