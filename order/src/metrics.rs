@@ -112,10 +112,12 @@ impl ReplicaMetrics {
         self.log_length.set(gauge_value(core.orders().len() as u64));
         self.commit.set(gauge_value(core.commit()));
         let now = core.tally();
-        self.resynced.inc_by(now.copied.saturating_sub(seen.copied));
-        self.rolled_forward
-            .inc_by(now.rolled_forward.saturating_sub(seen.rolled_forward));
-        *seen = now;
+        if now != *seen {
+            self.resynced.inc_by(now.copied.saturating_sub(seen.copied));
+            self.rolled_forward
+                .inc_by(now.rolled_forward.saturating_sub(seen.rolled_forward));
+            *seen = now;
+        }
     }
 }
 
