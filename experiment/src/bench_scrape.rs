@@ -119,11 +119,7 @@ pub fn run(
             row.p50_us,
             row.p90_us,
             row.p99_us,
-            if row.errors > 0 {
-                format!("  ({} errors)", row.errors)
-            } else {
-                String::new()
-            }
+            errors_note(&row)
         ));
         rows.push(row);
     }
@@ -166,11 +162,7 @@ pub fn run(
             row.p90_us,
             row.p99_us,
             row.throughput,
-            if row.errors > 0 {
-                format!("  ({} errors)", row.errors)
-            } else {
-                String::new()
-            }
+            errors_note(row)
         ));
     }
     progress(&format!(
@@ -180,4 +172,13 @@ pub fn run(
     rows.extend([unscraped, scraped]);
     drop(store);
     Ok(rows)
+}
+
+/// "  (n errors)" after a line that had any.
+fn errors_note(row: &BenchRow) -> String {
+    if row.errors > 0 {
+        format!("  ({} errors)", row.errors)
+    } else {
+        String::new()
+    }
 }
