@@ -136,9 +136,6 @@ struct Shell {
     persisted: u64,
     /// The core's tally as last counted in the metrics.
     seen: Tally,
-    /// While a request is stepped by the HTTP worker that waits for it: the catalog calls of that
-    /// step, which the worker makes itself instead of waking a catalog thread.
-    inline: Option<Vec<CatalogCall>>,
 }
 
 /// One order replica: the core and the threads around it.
@@ -265,7 +262,6 @@ pub fn serve(config: &Config, listener: TcpListener) -> Result<Running> {
             written: 0,
             persisted: 0,
             seen: Tally::default(),
-            inline: None,
         }),
         on_disk: Condvar::new(),
         started: Instant::now(),
@@ -425,12 +421,9 @@ impl Replica {
                     shell.written = shell.written.max(id);
                     let _ = self.disk_tx.send((id, write));
                 }
-                Effect::Catalog(call) => match &mut shell.inline {
-                    Some(calls) => calls.push(call),
-                    None => {
-                        let _ = self.catalog_tx.send(call);
-                    }
-                },
+                Effect::Catalog(call) => {
+                    let _ = self.catalog_tx.send(call);
+                }
                 Effect::Reply { client, result } => {
                     if let Some(tx) = shell.waiting.remove(&client) {
                         let _ = tx.send(result);
@@ -458,11 +451,21 @@ impl Replica {
             let effects = shell
                 .core
                 .step(self.now(), Input::Request { client, request });
-            shell.inline = Some(Vec::new());
-            self.dispatch(&mut shell, effects);
-            shell.inline.take().unwrap_or_default()
+            // A purchase's take is made by its own worker, which waits anyway: one wake-up less.
+            let mut calls = Vec::new();
+            let others = effects
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::Catalog(call) => {
+                        calls.push(call);
+                        None
+                    }
+                    e => Some(e),
+                })
+                .collect();
+            self.dispatch(&mut shell, others);
+            calls
         };
-        // A purchase's take is made by its own worker, which waits anyway: one wake-up less.
         for call in calls {
             let reply = self.call_catalog(call);
             self.step(Input::Catalog(reply));
